@@ -1,0 +1,202 @@
+"""What every keras_wrn builder shares: argument checks, inputs, head, weights.
+
+All checks run before a single layer is built, and every message ends with
+what was received, in the keras.applications style.
+"""
+
+import io
+import os
+import zipfile
+
+import keras
+from keras import layers
+
+
+class WeightsMismatchError(ValueError):
+    """A weights file does not fit the requested model."""
+
+
+def default_input_shape(size, channels=3):
+    if keras.config.image_data_format() == "channels_last":
+        return (size, size, channels)
+    return (channels, size, size)
+
+
+def _spatial_and_channels(shape):
+    if keras.config.image_data_format() == "channels_last":
+        return shape[:2], shape[2]
+    return shape[1:], shape[0]
+
+
+def check_input_shape(input_shape, *, min_size, model_name):
+    """Validates a 3-D image shape (no batch axis) for a network of total
+    stride `min_size`; spatial dims may be None (any size at call time)."""
+    if input_shape is None:
+        return
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(
+            f"{model_name} takes images of rank 3 (height, width, channels for "
+            f"channels_last; channels, height, width for channels_first), "
+            f"without the batch axis. Received: input_shape={input_shape}"
+        )
+    spatial, channels = _spatial_and_channels(shape)
+    if channels is None or int(channels) < 1:
+        raise ValueError(
+            f"{model_name} needs a known, positive number of input channels. "
+            f"Received: input_shape={input_shape}"
+        )
+    for dim in spatial:
+        if dim is not None and int(dim) < min_size:
+            raise ValueError(
+                f"{model_name} downsamples by {min_size}, so images must be at "
+                f"least {min_size}x{min_size} pixels. Received: "
+                f"input_shape={input_shape}"
+            )
+
+
+def check_head_arguments(*, include_top, pooling, num_classes, weights, model_name):
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(
+            f"pooling must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
+        )
+    if include_top and (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, int)
+        or num_classes < 1
+    ):
+        raise ValueError(
+            f"num_classes must be a positive integer when include_top=True. "
+            f"Received: num_classes={num_classes!r}"
+        )
+    if weights is None:
+        return
+    path = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
+    if not isinstance(path, str) or not path.endswith((".weights.h5", ".keras")):
+        raise ValueError(
+            f"weights must be None or the path to a `.weights.h5` or `.keras` "
+            f"file saved by keras_wrn for {model_name}. Received: weights={weights!r}"
+        )
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"The weights file {path!r} does not exist. Pass the path of a "
+            f"`.weights.h5` or `.keras` file saved from a {model_name}, or "
+            f"weights=None for random initialisation. Received: weights={weights!r}"
+        )
+    saved_classes = saved_num_classes(path)
+    if include_top and saved_classes is None:
+        raise WeightsMismatchError(
+            f"The weights in {path!r} have no classifier, so they cannot fill a "
+            f"model with include_top=True; build it with include_top=False. "
+            f"Received: include_top=True, weights={weights!r}"
+        )
+    if include_top and saved_classes != num_classes:
+        raise WeightsMismatchError(
+            f"The weights in {path!r} have a classifier for {saved_classes} "
+            f"classes; pass num_classes={saved_classes}, or include_top=False to "
+            f"reuse the features only. Received: num_classes={num_classes}"
+        )
+
+
+def saved_num_classes(path):
+    """The classifier width stored in a keras_wrn weights or .keras file.
+
+    Keras 3 stores weights under class-based object paths
+    (`layers/dense/vars/0` for our only Dense layer, `predictions`); returns
+    None when the file holds no classifier.
+    """
+    import h5py  # a Keras dependency; imported here to keep import time low
+
+    if path.endswith(".keras"):
+        with zipfile.ZipFile(path) as archive:
+            buffer = io.BytesIO(archive.read("model.weights.h5"))
+        handle = h5py.File(buffer, "r")
+    else:
+        handle = h5py.File(path, "r")
+    with handle:
+        group = handle.get("layers")
+        dense = sorted(name for name in (group or {}) if name.startswith("dense"))
+        if not dense:
+            return None
+        return int(group[dense[-1]]["vars"]["0"].shape[-1])
+
+
+def model_inputs(input_tensor, input_shape, *, default_size, min_size, model_name):
+    """Returns `(img_input, inputs)`: the tensor the network reads and what
+    the functional model takes as inputs (the source of `input_tensor`)."""
+    if input_tensor is None:
+        shape = tuple(input_shape) if input_shape is not None else default_input_shape(default_size)
+        check_input_shape(shape, min_size=min_size, model_name=model_name)
+        img_input = layers.Input(shape=shape, name="image")
+        return img_input, img_input
+    tensor_shape = tuple(input_tensor.shape[1:])
+    check_input_shape(tensor_shape, min_size=min_size, model_name=model_name)
+    if input_shape is not None and tuple(input_shape) != tensor_shape:
+        raise ValueError(
+            f"input_shape does not match the shape of input_tensor "
+            f"{tensor_shape}. Received: input_shape={input_shape}"
+        )
+    if not keras.backend.is_keras_tensor(input_tensor):
+        img_input = layers.Input(tensor=input_tensor, shape=tensor_shape, name="image")
+        return img_input, img_input
+    return input_tensor, keras.utils.get_source_inputs(input_tensor)
+
+
+def classification_head(
+    x, *, include_top, pooling, num_classes, classifier_activation,
+    kernel_initializer, bias_initializer="zeros",
+):
+    """Global pooling and the `predictions` Dense layer (logits when
+    `classifier_activation=None`).
+
+    Input shape: `(N, H, W, C)`. Output shape: `(N, num_classes)` with the
+    top, `(N, C)` with `pooling`, else the input unchanged.
+    """
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        return layers.Dense(
+            num_classes,
+            activation=classifier_activation,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            name="predictions",
+        )(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def load_weights(model, weights):
+    """Loads a keras_wrn weights file into `model`, with a clear error when
+    the architecture differs."""
+    if weights is None:
+        return
+    try:
+        model.load_weights(os.fspath(weights))
+    except ValueError as error:
+        raise WeightsMismatchError(
+            f"The weights in {os.fspath(weights)!r} do not fit {model.name}: "
+            f"they were saved from a different architecture ({error}). Build "
+            f"the model with the arguments it was saved with."
+        ) from error
+
+
+def serialize_activation(activation):
+    """A JSON-able form of `classifier_activation` (a name, None or a
+    serialized callable)."""
+    if activation is None or isinstance(activation, str):
+        return activation
+    return keras.saving.serialize_keras_object(activation)
+
+
+def deserialize_head_config(config):
+    config = dict(config)
+    if isinstance(config.get("classifier_activation"), dict):
+        config["classifier_activation"] = keras.saving.deserialize_keras_object(
+            config["classifier_activation"]
+        )
+    if config.get("input_shape") is not None:
+        config["input_shape"] = tuple(config["input_shape"])
+    return config

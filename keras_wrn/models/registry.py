@@ -1,0 +1,235 @@
+"""The one registry of named Wide ResNets.
+
+Every canonical name (`wrn-28-10`, `wrn-50-2-bottleneck`, ...) maps to a
+`ModelSpec`: the builder and its arguments, and metadata a user can trust:
+trainable parameters and multiply-accumulates per image (pinned here and
+checked against the built models by the tests), the input size, and the
+test errors the paper reports, with their table.
+
+Naming: `wrn-{depth}-{k}` for the CIFAR networks with B(3,3) blocks and no
+dropout; `-dropout` adds dropout between the convolutions (0.3, the CIFAR
+rate; pass `dropout_rate=0.4` for the paper's SVHN runs); `-b131` etc. name
+the block types of Table 2; `-l1`, `-l3`, `-l4` the deepening factors of
+Table 3. ImageNet: `wrn-50-2-bottleneck`, `wrn-101-2-bottleneck`,
+`wrn-{18,34}-{w}` for the wide non-bottleneck networks of Table 7.
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+from typing import Any, Callable, Mapping
+
+from keras_wrn.models.cifar import WideResNet
+from keras_wrn.models.imagenet import WideResNet18, WideResNet34, WideResNet50_2, WideResNet101_2
+
+
+class UnknownModelError(KeyError, ValueError):
+    """A model name that is not in the registry."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperResult:
+    """One test error the paper reports for a model, in %."""
+
+    dataset: str  # "cifar10", "cifar100", "svhn" or "imagenet"
+    error: float  # top-1 error
+    table: str  # e.g. "Table 4"
+    top5_error: float | None = None
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: how to build it and what it is."""
+
+    name: str
+    builder: Callable[..., Any]
+    kwargs: Mapping[str, Any]
+    family: str  # "cifar" or "imagenet"
+    description: str
+    num_classes: int
+    input_size: int
+    params: int  # trainable, with `num_classes` classes
+    macs: int  # per image at `input_size`
+    paper: tuple[PaperResult, ...] = ()
+
+    def build(self, **overrides):
+        """Builds the model; `overrides` replace any builder argument."""
+        arguments = {"num_classes": self.num_classes, **self.kwargs, **overrides}
+        return self.builder(**arguments)
+
+    def paper_error(self, dataset, table=None):
+        """The paper's error on `dataset` (the first listed, or the one of
+        `table`), or None."""
+        for result in self.paper:
+            if result.dataset == dataset and (table is None or result.table == table):
+                return result.error
+        return None
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec):
+    if spec.name in _REGISTRY:
+        raise ValueError(f"A model named {spec.name!r} is already registered.")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models(pattern=None, family=None):
+    """Canonical model names, in registry order; `pattern` is a shell-style
+    filter (`"wrn-28-*"`), `family` `"cifar"` or `"imagenet"`."""
+    return [
+        name
+        for name, spec in _REGISTRY.items()
+        if (pattern is None or fnmatch.fnmatch(name, pattern))
+        and (family is None or spec.family == family)
+    ]
+
+
+def get_model_spec(name):
+    """The `ModelSpec` of a canonical name; raises `UnknownModelError`
+    listing the valid names."""
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(str(key), list(_REGISTRY), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(
+            f"Unknown model {name!r}.{hint} Registered models: "
+            f"{', '.join(_REGISTRY)}. Received: name={name!r}"
+        )
+    return _REGISTRY[key]
+
+
+def get_model(name, **overrides):
+    """Builds a registered model: `get_model("wrn-28-10", num_classes=100)`.
+
+    `overrides` replace any argument of the builder (`num_classes`,
+    `dropout_rate`, `input_shape`, `include_top`, `weights`, ...).
+    """
+    return get_model_spec(name).build(**overrides)
+
+
+def _cifar(name, depth, k, params, macs, paper=(), description="", **kwargs):
+    register_model(
+        ModelSpec(
+            name=name,
+            builder=WideResNet,
+            kwargs={"depth": depth, "k": k, **kwargs},
+            family="cifar",
+            description=description or f"WRN-{depth}-{k}",
+            num_classes=10,
+            input_size=32,
+            params=params,
+            macs=macs,
+            paper=tuple(paper),
+        )
+    )
+
+
+def _imagenet(name, builder, params, macs, paper=(), description="", **kwargs):
+    register_model(
+        ModelSpec(
+            name=name,
+            builder=builder,
+            kwargs=kwargs,
+            family="imagenet",
+            description=description,
+            num_classes=1000,
+            input_size=224,
+            params=params,
+            macs=macs,
+            paper=tuple(paper),
+        )
+    )
+
+
+def _results(table, cifar10=None, cifar100=None, svhn=None, note=""):
+    found = (("cifar10", cifar10), ("cifar100", cifar100), ("svhn", svhn))
+    return [PaperResult(d, e, table, note=note) for d, e in found if e is not None]
+
+
+_T4 = "ZCA whitening, no dropout, median of 5"
+_T5 = "mean/std, no dropout, median of 5"
+_T6 = "mean/std, median of 5"
+
+# Table 4 (width), Table 5 (against thin ResNets), Table 6 (dropout).
+_cifar("wrn-16-4", 16, 4, 2_748_890, 392_612_352,
+       _results("Table 6", 5.02, 24.03, 1.85, _T6))
+_cifar("wrn-16-8", 16, 8, 10_961_370, 1_548_145_664,
+       _results("Table 4", 4.81, 22.07, note=_T4) + _results("Table 5", 4.27, 20.43, note=_T5))
+_cifar("wrn-16-10", 16, 10, 17_116_634, 2_412_173_568,
+       _results("Table 4", 4.56, 21.59, note=_T4))
+_cifar("wrn-22-8", 22, 8, 17_158_106, 2_454_115_328,
+       _results("Table 4", 4.38, 21.22, note=_T4))
+_cifar("wrn-22-10", 22, 10, 26_797_914, 3_827_751_168,
+       _results("Table 4", 4.44, 20.75, note=_T4))
+_cifar("wrn-28-10", 28, 10, 36_479_194, 5_243_328_768,
+       _results("Table 4", 4.17, 20.50, note=_T4) + _results("Table 5", 4.00, 19.25, note=_T5))
+_cifar("wrn-28-12", 28, 12, 52_517_850, 7_543_905_792,
+       _results("Table 4", 4.33, 20.43, note=_T4))
+_cifar("wrn-40-1", 40, 1, 563_930, 83_280_512,
+       _results("Table 4", 6.85, 30.89, note=_T4))
+_cifar("wrn-40-2", 40, 2, 2_243_546, 327_599_360,
+       _results("Table 4", 5.33, 26.04, note=_T4) + _results("Table 3", 5.43, note="l = 2"))
+_cifar("wrn-40-4", 40, 4, 8_949_210, 1_298_582_016,
+       _results("Table 4", 4.97, 22.89, note=_T4) + _results("Table 5", 4.53, 21.18, note=_T5))
+_cifar("wrn-40-8", 40, 8, 35_748_314, 5_172_024_320,
+       _results("Table 4", 4.66, note=_T4))
+_cifar("wrn-52-1", 52, 1, 758_362, 111_592_064,
+       _results("Table 6", 6.43, 29.89, 2.08, _T6))
+
+_DROPOUT = "dropout 0.3 between convolutions (the paper uses 0.4 on SVHN)"
+_cifar("wrn-16-4-dropout", 16, 4, 2_748_890, 392_612_352,
+       _results("Table 6", 5.24, 23.91, 1.64, _T6), f"WRN-16-4, {_DROPOUT}", dropout_rate=0.3)
+_cifar("wrn-16-8-dropout", 16, 8, 10_961_370, 1_548_145_664,
+       _results("Table 9", svhn=1.54, note="best SVHN model, dropout 0.4"),
+       "WRN-16-8, dropout 0.4 between convolutions (the paper's best SVHN model)",
+       dropout_rate=0.4)
+_cifar("wrn-28-10-dropout", 28, 10, 36_479_194, 5_243_328_768,
+       _results("Table 6", 3.89, 18.85, note=_T6), f"WRN-28-10, {_DROPOUT}", dropout_rate=0.3)
+_cifar("wrn-40-10-dropout", 40, 10, 55_841_754, 8_074_483_968,
+       _results("Table 9", 3.8, 18.3, note="best CIFAR models"), f"WRN-40-10, {_DROPOUT}",
+       dropout_rate=0.3)
+_cifar("wrn-52-1-dropout", 52, 1, 758_362, 111_592_064,
+       _results("Table 6", 6.28, 29.78, 1.70, _T6), f"WRN-52-1, {_DROPOUT}", dropout_rate=0.3)
+
+# Table 2 (block types, k = 2; CIFAR-10, median of 5) and Table 3 (l).
+_cifar("wrn-28-2", 28, 2, 1_467_610, 214_353_152,
+       _results("Table 2", 5.73), "WRN-28-2, B(3,3)")
+_cifar("wrn-22-2-b313", 22, 2, 1_145_498, 167_167_232,
+       _results("Table 2", 5.78), "WRN-22-2 with B(3,1,3) blocks", block_type="B(3,1,3)")
+_cifar("wrn-40-2-b131", 40, 2, 1_429_082, 208_061_696,
+       _results("Table 2", 6.06), "WRN-40-2 with B(1,3,1) blocks", block_type="B(1,3,1)")
+_cifar("wrn-40-2-b13", 40, 2, 1_297_370, 189_187_328,
+       _results("Table 2", 6.42), "WRN-40-2 with B(1,3) blocks", block_type="B(1,3)")
+_cifar("wrn-40-2-b31", 40, 2, 1_211_354, 176_604_416,
+       _results("Table 2", 5.78), "WRN-40-2 with B(3,1) blocks", block_type="B(3,1)")
+_cifar("wrn-40-2-b311", 40, 2, 1_343_066, 195_478_784,
+       _results("Table 2", 5.86), "WRN-40-2 with B(3,1,1) blocks", block_type="B(3,1,1)")
+for _l, _error in ((1, 6.69), (3, 5.65), (4, 5.93)):
+    _cifar(f"wrn-40-2-l{_l}", 40, 2, 2_243_546, 327_599_360,
+           _results("Table 3", _error, note=f"l = {_l}"),
+           f"WRN-40-2 with l = {_l} 3x3 convolutions per block", deepening_factor=_l)
+
+# ImageNet: Table 8 (bottleneck) and Table 7 (wide non-bottleneck).
+_imagenet("wrn-50-2-bottleneck", WideResNet50_2, 68_883_240, 11_398_021_120,
+          [PaperResult("imagenet", 21.9, "Table 8", 6.03, "single crop")],
+          "WRN-50-2-bottleneck (torchvision wide_resnet50_2)")
+_imagenet("wrn-101-2-bottleneck", WideResNet101_2, 126_886_696, 22_753_050_624,
+          description="WRN-101-2-bottleneck (torchvision wide_resnet101_2; not in the paper)")
+_T7 = {
+    18: {1.0: (11_689_512, 1_814_073_344, 30.4, 10.93), 1.5: (25_875_816, 3_866_327_040, 27.06, 9.0),
+         2.0: (45_618_216, 6_695_706_624, 25.58, 8.06), 3.0: (101_783_976, 14_724_378_624, 24.06, 7.33)},
+    34: {1.0: (21_797_672, 3_663_761_408, 26.77, 8.67), 1.5: (48_613_608, 8_028_125_184, 24.5, 7.58),
+         2.0: (86_036_008, 14_094_458_880, 23.39, 7.00)},
+}
+for _depth, _widths in _T7.items():
+    for _w, (_params, _macs, _top1, _top5) in _widths.items():
+        _imagenet(f"wrn-{_depth}-{_w:g}", WideResNet18 if _depth == 18 else WideResNet34,
+                  _params, _macs, [PaperResult("imagenet", _top1, "Table 7", _top5, "single crop")],
+                  f"Wide non-bottleneck WRN-{_depth} at width {_w:g}", width=_w)

@@ -1,0 +1,87 @@
+"""Every registered model: metadata, build, config round trip, .keras save/load."""
+
+import numpy as np
+import pytest
+
+import keras
+import keras_wrn
+from keras_wrn.models import common
+
+NAMES = keras_wrn.list_models()
+# .keras save/load of these runs by default; larger ones behind `-m large`.
+SMALL = [n for n in NAMES if keras_wrn.get_model_spec(n).params < 12_000_000]
+
+
+def tiny_overrides(spec):
+    """The smallest input each family takes, to keep the sweep fast."""
+    size = 32 if spec.family == "imagenet" else 8
+    return {"input_shape": common.default_input_shape(size), "num_classes": 3}
+
+
+def test_registry_holds_the_papers_models():
+    assert len(NAMES) == len(set(NAMES))
+    for name in ("wrn-16-8", "wrn-28-10", "wrn-40-4", "wrn-28-10-dropout",
+                 "wrn-50-2-bottleneck", "wrn-18-1.5", "wrn-34-2"):
+        assert name in NAMES
+    assert keras_wrn.list_models("wrn-28-*") == ["wrn-28-10", "wrn-28-12", "wrn-28-10-dropout", "wrn-28-2"]
+    assert all(keras_wrn.get_model_spec(n).family == "imagenet" for n in keras_wrn.list_models(family="imagenet"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata_matches_built_model(name):
+    spec = keras_wrn.get_model_spec(name)
+    model = keras_wrn.get_model(name)
+    assert model.input_shape[1:3] == (spec.input_size, spec.input_size)
+    assert model.output_shape == (None, spec.num_classes)
+    assert keras_wrn.count_params(model) == spec.params
+    assert keras_wrn.count_macs(model) == spec.macs
+    assert spec.paper or name == "wrn-101-2-bottleneck"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_call_and_config_round_trip(name):
+    spec = keras_wrn.get_model_spec(name)
+    model = keras_wrn.get_model(name, **tiny_overrides(spec))
+    images = np.random.default_rng(0).normal(size=(2,) + model.input_shape[1:]).astype("float32")
+    out = np.asarray(model(images, training=False))
+    assert out.shape == (2, 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+    config = model.get_config()
+    clone = type(model).from_config(config)
+    assert clone.get_config() == config
+    assert [x.name for x in clone.layers] == [x.name for x in model.layers]
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(clone(images, training=False)), out, rtol=1e-5, atol=1e-6)
+
+
+def save_and_reload(name, tmp_path):
+    spec = keras_wrn.get_model_spec(name)
+    model = keras_wrn.get_model(name, **tiny_overrides(spec))
+    images = np.random.default_rng(1).normal(size=(2,) + model.input_shape[1:]).astype("float32")
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(
+        np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False))
+    )
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_keras_save_and_load(name, tmp_path):
+    save_and_reload(name, tmp_path)
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("name", sorted(set(NAMES) - set(SMALL)))
+def test_keras_save_and_load_large(name, tmp_path):
+    save_and_reload(name, tmp_path)
+
+
+def test_get_model_overrides():
+    model = keras_wrn.get_model("wrn-28-10-dropout", num_classes=100, dropout_rate=0.4)
+    assert model.output_shape == (None, 100)
+    assert model.get_layer("group1_block1_dropout2").rate == 0.4
+    assert keras_wrn.get_model_spec("wrn-28-10").paper_error("cifar100", "Table 5") == 19.25

@@ -1,0 +1,94 @@
+"""Impossible requests fail with a clear message before any layer is built."""
+
+import numpy as np
+import pytest
+
+import keras_wrn
+from keras_wrn.models.common import WeightsMismatchError
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"depth": 27, "k": 10}, "depth must be 6 * N + 4"),
+        ({"depth": 4, "k": 10}, "not a valid depth"),
+        ({"depth": 28.0, "k": 10}, "not a valid depth"),
+        ({"depth": 22, "k": 2, "block_type": "B(1,3,1)", "deepening_factor": 3}, "cannot be combined"),
+        ({"depth": 40, "k": 2, "deepening_factor": 0}, "positive integer"),
+        ({"depth": 28, "k": 0}, "k must be > 0"),
+        ({"depth": 28, "k": -2}, "k must be > 0"),
+        ({"depth": 28, "k": 10, "block_type": "B(5,5)"}, "Unknown block type"),
+        ({"depth": 28, "k": 10, "block_type": "B(3,x)"}, "B(3,1,3)"),
+        ({"depth": 28, "k": 10, "input_shape": (3, 3, 3)}, "at least 4x4"),
+        ({"depth": 28, "k": 10, "input_shape": (32, 32)}, "rank 3"),
+        ({"depth": 28, "k": 10, "pooling": "sum"}, "pooling must be"),
+        ({"depth": 28, "k": 10, "num_classes": 0}, "num_classes must be a positive integer"),
+        ({"depth": 28, "k": 10, "dropout_rate": 1.0}, "dropout_rate must be in [0, 1)"),
+        ({"depth": 28, "k": 10, "weights": "imagenet"}, "`.weights.h5` or `.keras`"),
+    ],
+)
+def test_bad_cifar_arguments(no_layers_built, kwargs, message):
+    with pytest.raises(ValueError) as error:
+        keras_wrn.WideResNet(**kwargs)
+    assert message in str(error.value)
+    assert "Received:" in str(error.value)
+
+
+def test_depth_error_lists_valid_depths(no_layers_built):
+    with pytest.raises(ValueError, match=r"10, 16, 22, 28, 34, 40"):
+        keras_wrn.WideResNet(30, 4)
+
+
+def test_bad_imagenet_arguments(no_layers_built):
+    with pytest.raises(ValueError, match="at least 32x32"):
+        keras_wrn.WideResNet50_2(input_shape=(16, 16, 3))
+    with pytest.raises(ValueError, match="width factor must be > 0"):
+        keras_wrn.WideResNet18(width=0)
+    with pytest.raises(ValueError, match="Unknown block"):
+        keras_wrn.ImageNetWideResNet(block="pyramid")
+
+
+def test_unknown_model_lists_registered_names():
+    with pytest.raises(keras_wrn.UnknownModelError) as error:
+        keras_wrn.get_model("wrn-28-11")
+    text = str(error.value)
+    assert "Did you mean" in text and "wrn-28-10" in text and "wrn-50-2-bottleneck" in text
+
+
+def test_missing_weights_file(no_layers_built, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        keras_wrn.WideResNet(16, 1, weights=str(tmp_path / "nope.weights.h5"))
+
+
+@pytest.fixture(scope="module")
+def saved_weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights")
+    model = keras_wrn.WideResNet(10, 1, num_classes=5)
+    path = str(folder / "wrn-10-1.weights.h5")
+    model.save_weights(path)
+    return model, path
+
+
+def test_weights_round_trip_and_features(saved_weights):
+    source, path = saved_weights
+    images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    loaded = keras_wrn.WideResNet(10, 1, num_classes=5, weights=path)
+    np.testing.assert_array_equal(np.asarray(source(images)), np.asarray(loaded(images)))
+    features = keras_wrn.WideResNet(10, 1, include_top=False, pooling="avg", weights=path)
+    reference = keras_wrn.WideResNet(10, 1, include_top=False, pooling="avg")
+    for x in reference.layers:
+        if x.weights:
+            x.set_weights(source.get_layer(x.name).get_weights())
+    np.testing.assert_allclose(np.asarray(features(images)), np.asarray(reference(images)), atol=1e-6)
+
+
+def test_num_classes_that_does_not_fit_weights(saved_weights, no_layers_built):
+    _, path = saved_weights
+    with pytest.raises(WeightsMismatchError, match="num_classes=5"):
+        keras_wrn.WideResNet(10, 1, num_classes=10, weights=path)
+
+
+def test_weights_of_another_architecture(saved_weights):
+    _, path = saved_weights
+    with pytest.raises(WeightsMismatchError, match="different architecture"):
+        keras_wrn.WideResNet(10, 2, num_classes=5, weights=path)
