@@ -33,7 +33,18 @@ SCRIPT = textwrap.dedent(
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(1).normal(size=(8, 32, 32, 3)).astype("float32")
     history = model.fit(x, np.arange(8) % 3, epochs=1, batch_size=4, verbose=0)
+    # channels_first gives the same function (Keras kernels are layout-free).
+    x = np.random.default_rng(2).normal(size=(2, 17, 17, 3)).astype("float32")
+    last = keras_wrn.WideResNet(10, 2, num_classes=4, input_shape=(17, 17, 3))
+    keras.config.set_image_data_format("channels_first")
+    first = keras_wrn.WideResNet(10, 2, num_classes=4, input_shape=(3, 17, 17))
+    keras.config.set_image_data_format("channels_last")
+    first.set_weights(last.get_weights())
+    layout_gap = float(np.abs(
+        keras.ops.convert_to_numpy(first(x.transpose(0, 3, 1, 2), training=False))
+        - keras.ops.convert_to_numpy(last(x, training=False))).max())
     print(json.dumps({
+        "layout_gap": layout_gap,
         "backend": keras.backend.backend(),
         "tensorflow_imported": "tensorflow" in sys.modules,
         "loss": float(history.history["loss"][0]),
@@ -66,6 +77,7 @@ def test_models_run_without_tensorflow(backend, module):
     assert report["backend"] == backend
     assert not report["tensorflow_imported"]
     assert report["loss"] > 0
+    assert report["layout_gap"] < 1e-5
     import keras_wrn
 
     # The same architecture on every backend: with the registry's classifier

@@ -248,3 +248,29 @@ def test_include_top_false_and_pooling_shapes():
     model = keras_wrn.WideResNet(16, 2, include_top=False, input_shape=(None, None, 3), pooling="avg")
     assert np.asarray(model(np.zeros((1, 40, 24, 3), "float32"))).shape == (1, 128)
     assert keras_wrn.WideResNet(28, 10, num_classes=100).output_shape == (None, 100)
+
+
+def test_input_tensor_from_another_graph():
+    import keras
+
+    images = keras.Input((32, 32, 3))
+    scaled = keras.layers.Rescaling(1 / 255)(images)
+    model = keras_wrn.WideResNet(10, 1, num_classes=4, input_tensor=scaled)
+    assert model.inputs[0] is images
+    assert model.output_shape == (None, 4)
+    with pytest.raises(ValueError, match="does not match"):
+        keras_wrn.WideResNet(10, 1, input_tensor=scaled, input_shape=(16, 16, 3))
+
+
+def test_mixed_precision_builds_and_runs():
+    import keras
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = keras_wrn.WideResNet(10, 2, num_classes=5)
+        out = model(np.zeros((2, 32, 32, 3), "float32"), training=False)
+        assert model.get_layer("group1_block1_conv1").compute_dtype == "float16"
+        assert model.get_layer("group1_block1_conv1").kernel.dtype == "float32"
+        assert np.isfinite(np.asarray(out, "float32")).all()
+    finally:
+        keras.config.set_dtype_policy("float32")
