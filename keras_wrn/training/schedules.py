@@ -1,0 +1,33 @@
+"""Learning-rate schedules of the paper's recipes, in optimizer steps."""
+
+from keras.optimizers.schedules import PiecewiseConstantDecay
+
+
+def epoch_step_decay(initial_learning_rate, boundary_epochs, factor, steps_per_epoch):
+    """The official step schedule: multiply the rate by `factor` when each of
+    `boundary_epochs` begins, counting epochs from 1.
+
+    CIFAR: `epoch_step_decay(0.1, (60, 120, 160), 0.2, steps)` gives 0.1 in
+    epochs 1-59, 0.02 in 60-119, 0.004 in 120-159, 0.0008 from 160 on.
+    SVHN: `epoch_step_decay(0.01, (80, 120), 0.1, steps)`.
+
+    Keras evaluates a schedule at `optimizer.iterations`, the number of
+    updates already applied, so the first update of epoch e runs at step
+    `(e - 1) * steps_per_epoch`; `PiecewiseConstantDecay` switches on
+    `step > boundary`, hence the `- 1`.
+    """
+    boundary_epochs = tuple(boundary_epochs)
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"steps_per_epoch must be >= 1. Received: steps_per_epoch={steps_per_epoch!r}"
+        )
+    if any(e < 2 for e in boundary_epochs) or list(boundary_epochs) != sorted(set(boundary_epochs)):
+        raise ValueError(
+            "boundary_epochs must be increasing epoch numbers >= 2 (epochs count "
+            f"from 1). Received: boundary_epochs={boundary_epochs!r}"
+        )
+    if not boundary_epochs:
+        return initial_learning_rate
+    boundaries = [(e - 1) * steps_per_epoch - 1 for e in boundary_epochs]
+    values = [initial_learning_rate * factor**i for i in range(len(boundary_epochs) + 1)]
+    return PiecewiseConstantDecay(boundaries, values)
