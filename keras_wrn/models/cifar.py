@@ -134,7 +134,7 @@ def default_name(depth, k, kernel_sizes):
 
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
-class WideResNet(keras.Model):
+class WideResNet(common.ClassifierModel):
     """Wide Residual Network WRN-depth-k for CIFAR/SVHN-sized images.
 
     Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016
@@ -261,38 +261,23 @@ class WideResNet(keras.Model):
             kernel_initializer=blocks.WRN_CONV_INITIALIZER,
         )
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
-        common.load_weights(self, weights)
-
+        self._finish_build(
+            weights=weights, img_input=img_input, num_classes=num_classes,
+            include_top=include_top, pooling=pooling,
+            classifier_activation=classifier_activation,
+        )
         self.depth = depth
         self.k = k
-        self.num_classes = num_classes
         self.block_type = format_block_type(kernel_sizes)
         self.dropout_rate = dropout_rate
         self.stochastic_depth_rate = stochastic_depth_rate
-        self.include_top = include_top
-        self.pooling = pooling
-        self.classifier_activation = classifier_activation
         self.blocks_per_group = n_blocks
-        self._input_shape_arg = tuple(img_input.shape[1:])
 
-    def get_config(self):
+    def _architecture_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
             "depth": self.depth,
             "k": self.k,
-            "num_classes": self.num_classes,
             "block_type": self.block_type,
             "dropout_rate": self.dropout_rate,
             "stochastic_depth_rate": self.stochastic_depth_rate,
-            "include_top": self.include_top,
-            "input_shape": list(self._input_shape_arg),
-            "pooling": self.pooling,
-            "classifier_activation": common.serialize_activation(
-                self.classifier_activation
-            ),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**common.deserialize_head_config(config))

@@ -191,12 +191,44 @@ def serialize_activation(activation):
     return keras.saving.serialize_keras_object(activation)
 
 
-def deserialize_head_config(config):
-    config = dict(config)
-    if isinstance(config.get("classifier_activation"), dict):
-        config["classifier_activation"] = keras.saving.deserialize_keras_object(
-            config["classifier_activation"]
-        )
-    if config.get("input_shape") is not None:
-        config["input_shape"] = tuple(config["input_shape"])
-    return config
+class ClassifierModel(keras.Model):
+    """Base of keras_wrn's functional models: stores the keras.applications
+    head arguments once, and makes the constructor arguments the config
+    (`get_config` returns them, `from_config` is `cls(**config)`)."""
+
+    def _finish_build(
+        self, *, weights, img_input, num_classes, include_top, pooling, classifier_activation
+    ):
+        load_weights(self, weights)
+        self.num_classes = num_classes
+        self.include_top = include_top
+        self.pooling = pooling
+        self.classifier_activation = classifier_activation
+        self._input_shape_arg = tuple(img_input.shape[1:])
+
+    def _architecture_config(self):
+        """The subclass's own constructor arguments."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            **self._architecture_config(),
+            "num_classes": self.num_classes,
+            "include_top": self.include_top,
+            "input_shape": list(self._input_shape_arg),
+            "pooling": self.pooling,
+            "classifier_activation": serialize_activation(self.classifier_activation),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("classifier_activation"), dict):
+            config["classifier_activation"] = keras.saving.deserialize_keras_object(
+                config["classifier_activation"]
+            )
+        if config.get("input_shape") is not None:
+            config["input_shape"] = tuple(config["input_shape"])
+        return cls(**config)

@@ -37,7 +37,7 @@ STAGE_PLANES = (64, 128, 256, 512)
 
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
-class ImageNetWideResNet(keras.Model):
+class ImageNetWideResNet(common.ClassifierModel):
     """A wide post-activation ResNet for ImageNet-sized images.
 
     Args:
@@ -143,36 +143,17 @@ class ImageNetWideResNet(keras.Model):
             name=name or label.lower().replace("-", "_").replace(".", "_"),
             **kwargs,
         )
-        common.load_weights(self, weights)
-
+        self._finish_build(
+            weights=weights, img_input=img_input, num_classes=num_classes,
+            include_top=include_top, pooling=pooling,
+            classifier_activation=classifier_activation,
+        )
         self.block = block
         self.stage_blocks = stage_blocks
         self.width = width
-        self.num_classes = num_classes
-        self.include_top = include_top
-        self.pooling = pooling
-        self.classifier_activation = classifier_activation
-        self._input_shape_arg = tuple(img_input.shape[1:])
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "block": self.block,
-            "stage_blocks": list(self.stage_blocks),
-            "width": self.width,
-            "num_classes": self.num_classes,
-            "include_top": self.include_top,
-            "input_shape": list(self._input_shape_arg),
-            "pooling": self.pooling,
-            "classifier_activation": common.serialize_activation(
-                self.classifier_activation
-            ),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**common.deserialize_head_config(config))
+    def _architecture_config(self):
+        return {"block": self.block, "stage_blocks": list(self.stage_blocks), "width": self.width}
 
 
 def imagenet_label(block, stage_blocks, width):
