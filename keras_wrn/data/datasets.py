@@ -1,0 +1,261 @@
+"""Datasets: the paper's (via tensorflow-datasets), image folders, and the
+embedded default (scikit-learn's handwritten digits, no download).
+
+Every source yields `(image, label)` pairs: uint8 images `(H, W, C)` on the
+0-255 scale and int32 labels; normalisation and augmentation are applied by
+`keras_wrn.data.augment.preprocessor` inside the training step. TensorFlow
+is imported inside the functions that build tf.data pipelines.
+"""
+
+import dataclasses
+import os
+from typing import Callable
+
+CIFAR_MEAN = (125.3, 123.0, 113.9)  # official code, 0-255 scale, CIFAR-10 and -100
+CIFAR_STD = (63.0, 62.1, 66.7)
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # (0.485, 0.456, 0.406) * 255
+IMAGENET_STD = (58.395, 57.12, 57.375)  # (0.229, 0.224, 0.225) * 255
+UNIT_SCALE = ((0.0,), (255.0,))  # pixels / 255 (SVHN, digits, folders)
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The requested data is not on this machine; the message says how to get it."""
+
+
+class UnknownDatasetError(KeyError, ValueError):
+    def __str__(self):
+        return str(self.args[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset the trainer knows: where it comes from and how to prepare it."""
+
+    name: str
+    num_classes: int
+    image_size: int
+    channels: int
+    train_split: str
+    test_split: str
+    mean: tuple
+    std: tuple
+    flip: bool = False
+    crop_padding: int = 0
+    tfds_name: str | None = None
+    manual_download: bool = False
+    description: str = ""
+
+    def normalization(self):
+        """Per-channel (mean, std) tuples of length `channels`."""
+        mean = self.mean * self.channels if len(self.mean) == 1 else self.mean
+        std = self.std * self.channels if len(self.std) == 1 else self.std
+        return tuple(mean), tuple(std)
+
+
+DATASETS = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "cifar10", 10, 32, 3, "train", "test", CIFAR_MEAN, CIFAR_STD,
+            flip=True, crop_padding=4, tfds_name="cifar10",
+            description="CIFAR-10, mean/std, flip + 4-pixel reflect-padded crop",
+        ),
+        DatasetSpec(
+            "cifar100", 100, 32, 3, "train", "test", CIFAR_MEAN, CIFAR_STD,
+            flip=True, crop_padding=4, tfds_name="cifar100",
+            description="CIFAR-100, as CIFAR-10",
+        ),
+        DatasetSpec(
+            "svhn", 10, 32, 3, "train+extra", "test", *UNIT_SCALE,
+            tfds_name="svhn_cropped",
+            description="SVHN train + extra (604k images), pixels / 255, no augmentation",
+        ),
+        DatasetSpec(
+            "imagenet", 1000, 224, 3, "train", "validation", IMAGENET_MEAN, IMAGENET_STD,
+            tfds_name="imagenet2012", manual_download=True,
+            description="ImageNet-1k: random-resized crop + flip; resize 256, centre crop 224",
+        ),
+        DatasetSpec(
+            "digits", 10, 8, 1, "train", "test", *UNIT_SCALE,
+            description="scikit-learn's 1,797 handwritten 8x8 digits (embedded, no download)",
+        ),
+    )
+}
+DEFAULT_DATASET = "digits"
+
+
+def list_datasets():
+    return list(DATASETS)
+
+
+def get_dataset_spec(name, data_dir=None):
+    """The spec of a named dataset, or of an image folder (a path with
+    `train/` and `test/` sub-folders of one folder per class)."""
+    if name in DATASETS:
+        return DATASETS[name]
+    if os.path.isdir(name):
+        return folder_spec(name)
+    raise UnknownDatasetError(
+        f"Unknown dataset {name!r}: use one of {', '.join(DATASETS)} or the path of an "
+        f"image folder with train/ and test/ sub-folders (one folder per class). "
+        f"Received: dataset={name!r}"
+    )
+
+
+# -- image folders --------------------------------------------------------------------
+
+
+def _class_names(folder):
+    return sorted(
+        entry for entry in os.listdir(folder) if os.path.isdir(os.path.join(folder, entry))
+    )
+
+
+def folder_spec(path, image_size=None):
+    splits = {split: os.path.join(path, split) for split in ("train", "test")}
+    missing = [s for s, p in splits.items() if not os.path.isdir(p)]
+    if missing:
+        raise DataNotFoundError(
+            f"The image folder {path!r} needs train/ and test/ sub-folders, each with one "
+            f"folder per class; {', '.join(missing)}/ is missing."
+        )
+    classes = _class_names(splits["train"])
+    if len(classes) < 2 or classes != _class_names(splits["test"]):
+        raise DataNotFoundError(
+            f"The image folder {path!r} must have the same class folders (at least two) "
+            f"in train/ and test/. Found train: {classes}, test: {_class_names(splits['test'])}."
+        )
+    size = image_size or _first_image_size(splits["train"], classes[0])
+    return DatasetSpec(
+        name=os.path.abspath(path), num_classes=len(classes), image_size=size, channels=3,
+        train_split="train", test_split="test", mean=UNIT_SCALE[0], std=UNIT_SCALE[1],
+        flip=True, crop_padding=max(1, size // 8),
+        description=f"image folder {path} ({len(classes)} classes)",
+    )
+
+
+def _first_image_size(split_dir, class_name):
+    from PIL import Image  # a dependency of matplotlib and keras' image utils
+
+    folder = os.path.join(split_dir, class_name)
+    for entry in sorted(os.listdir(folder)):
+        try:
+            with Image.open(os.path.join(folder, entry)) as image:
+                return max(image.size)
+        except OSError:
+            continue
+    raise DataNotFoundError(f"No readable image in {folder!r}.")
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Split:
+    """One split, ready for `pipeline`: a tf.data source and its size."""
+
+    spec: DatasetSpec
+    source: object  # tf.data.Dataset of (uint8 image, int32 label)
+    num_examples: int
+    class_names: list
+    training: bool
+
+
+def load_split(spec, split, *, data_dir=None, training=False):
+    """Loads `split` ("train"/"test" or the spec's split names) as a `Split`.
+
+    Raises DataNotFoundError within seconds when the data is not prepared,
+    saying where it looked and how to get it; never downloads.
+    """
+    loader: Callable = (
+        _load_digits if spec.name == "digits"
+        else _load_tfds if spec.tfds_name
+        else _load_folder
+    )
+    tfds_split = {"train": spec.train_split, "test": spec.test_split}.get(split, split)
+    return loader(spec, tfds_split, data_dir=data_dir, training=training)
+
+
+def _load_digits(spec, split, *, data_dir=None, training=False):
+    import numpy as np
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype("uint8")[..., None]
+    labels = digits.target.astype("int32")
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=0.25, random_state=0, stratify=labels
+    )
+    x, y = (x_train, y_train) if split == spec.train_split else (x_test, y_test)
+    return Split(
+        spec, tf.data.Dataset.from_tensor_slices((x, y)), len(y),
+        [str(i) for i in range(10)], training,
+    )
+
+
+def _missing_tfds_message(spec, data_dir):
+    where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    if spec.manual_download:
+        how = (
+            f"ImageNet needs a manual download: place ILSVRC2012_img_train.tar and "
+            f"ILSVRC2012_img_val.tar in {where}/downloads/manual/, then run "
+            f"`python -c \"import tensorflow_datasets as tfds; "
+            f"tfds.builder('{spec.tfds_name}', data_dir='{where}').download_and_prepare()\"`"
+        )
+    else:
+        how = (
+            f"prepare it on a machine with network access with `python -c \"import "
+            f"tensorflow_datasets as tfds; tfds.builder('{spec.tfds_name}', "
+            f"data_dir='{where}').download_and_prepare()\"` and copy the folder here, "
+            f"or pass --data-dir with the folder that holds {spec.tfds_name}/"
+        )
+    return (
+        f"Dataset {spec.name} ({spec.tfds_name}) was not found in {where}. keras-wrn "
+        f"never downloads while training; {how}."
+    )
+
+
+def _load_tfds(spec, split, *, data_dir=None, training=False):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+    read_config = tfds.ReadConfig(shuffle_seed=0, try_autocache=False)
+    try:
+        source = builder.as_dataset(
+            split=split, as_supervised=True, shuffle_files=training, read_config=read_config
+        )
+    except AssertionError as error:  # tfds' "could not find data" (download=False)
+        raise DataNotFoundError(_missing_tfds_message(spec, data_dir)) from error
+    split_info = builder.info.splits
+    try:
+        num_examples = split_info[split].num_examples
+    except (KeyError, ValueError):
+        num_examples = None  # tfds.testing.mock_data has no split info
+    if not num_examples:
+        num_examples = int(source.reduce(0, lambda count, _: count + 1))
+    label_feature = builder.info.features["label"]
+    source = source.map(
+        lambda image, label: (image, tf.cast(label, tf.int32)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return Split(spec, source, num_examples, list(label_feature.names), training)
+
+
+def _load_folder(spec, split, *, data_dir=None, training=False):
+    import keras
+    import tensorflow as tf
+
+    folder = os.path.join(spec.name, split)
+    source = keras.utils.image_dataset_from_directory(
+        folder, labels="inferred", label_mode="int", batch_size=None,
+        image_size=(spec.image_size, spec.image_size), shuffle=False,
+        crop_to_aspect_ratio=True, verbose=False,
+    )
+    class_names = list(source.class_names)
+    source = source.map(
+        lambda image, label: (tf.cast(tf.round(image), tf.uint8), tf.cast(label, tf.int32))
+    )
+    return Split(spec, source, int(source.cardinality()), class_names, training)

@@ -1,0 +1,136 @@
+"""Dataset sources and pipelines, on tfds mock data, made-up folders and the
+real digits that ship with scikit-learn."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+tfds = pytest.importorskip("tensorflow_datasets")
+
+from keras_wrn import data  # noqa: E402
+
+
+def take(dataset, n=None):
+    items = list(dataset.as_numpy_iterator())
+    return items if n is None else items[:n]
+
+
+@pytest.mark.parametrize("name, classes", [("cifar10", 10), ("cifar100", 100), ("svhn", 10)])
+def test_tfds_sources_on_mock_data(name, classes, tmp_path):
+    spec = data.get_dataset_spec(name)
+    with tfds.testing.mock_data(num_examples=24):
+        train = data.load_split(spec, "train", data_dir=str(tmp_path), training=True)
+        test = data.load_split(spec, "test", data_dir=str(tmp_path))
+        assert train.num_examples == 24
+        assert len(train.class_names) == classes
+        batch_images, batch_labels = take(data.batches(train, 8))[0]
+        assert batch_images.shape == (8, 32, 32, 3) and batch_images.dtype == np.uint8
+        assert batch_labels.dtype == np.int32 and batch_labels.max() < classes
+        assert len(take(data.batches(train, 8))) == 3
+        # Evaluation keeps every example, in a fixed order.
+        first, second = take(data.batches(test, 10)), take(data.batches(test, 10))
+        assert [len(b[1]) for b in first] == [10, 10, 4]
+        np.testing.assert_array_equal(first[0][0], second[0][0])
+
+
+def test_svhn_trains_on_train_plus_extra():
+    spec = data.get_dataset_spec("svhn")
+    assert spec.train_split == "train+extra"
+    assert (spec.flip, spec.crop_padding) == (False, 0)
+    assert spec.normalization() == ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
+
+
+def test_training_order_is_per_epoch_and_resumable():
+    train = data.load_split(data.get_dataset_spec("digits"), "train", training=True)
+    epoch0 = take(data.batches(train, 64, epoch=0, seed=1))
+    again = take(data.batches(train, 64, epoch=0, seed=1))
+    epoch1 = take(data.batches(train, 64, epoch=1, seed=1))
+    resumed = take(data.batches(train, 64, epoch=0, seed=1, skip_steps=5))
+    assert len(epoch0) == train.num_examples // 64
+    np.testing.assert_array_equal(epoch0[3][1], again[3][1])
+    assert not np.array_equal(epoch0[0][1], epoch1[0][1])
+    assert len(resumed) == len(epoch0) - 5
+    for a, b in zip(resumed, epoch0[5:]):
+        np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_sharding_partitions_an_epoch():
+    train = data.load_split(data.get_dataset_spec("digits"), "train", training=True)
+    contexts = [tf.distribute.InputContext(2, i, 2) for i in range(2)]
+    shards = [take(data.batches(train, 64, input_context=c)) for c in contexts]
+    assert all(b[0].shape[0] == 32 for shard in shards for b in shard)
+    assert len(shards[0]) == len(shards[1]) == train.num_examples // 64
+    seen = [{image.tobytes() for batch in shard for image in batch[0]} for shard in shards]
+    assert len(seen[0]) > 600 and not seen[0] & seen[1]  # disjoint halves of the epoch
+
+
+def test_digits_are_the_real_embedded_data():
+    spec = data.get_dataset_spec("digits")
+    train = data.load_split(spec, "train", training=True)
+    test = data.load_split(spec, "test")
+    assert (train.num_examples, test.num_examples) == (1347, 450)
+    images, labels = take(test.source.batch(450))[0]
+    assert images.shape == (450, 8, 8, 1) and images.dtype == np.uint8
+    assert images.max() == 255 and set(labels) == set(range(10))
+
+
+def test_imagenet_crops_on_mock_data(tmp_path):
+    spec = data.get_dataset_spec("imagenet")
+    with tfds.testing.mock_data(num_examples=4):
+        train = data.load_split(spec, "train", data_dir=str(tmp_path), training=True)
+        images, _ = take(data.batches(train, 2))[0]
+        assert images.shape == (2, 224, 224, 3)
+        test = data.load_split(spec, "test", data_dir=str(tmp_path))
+        assert take(data.batches(test, 2))[0][0].shape == (2, 224, 224, 3)
+
+
+def test_missing_data_fails_fast_with_directions(tmp_path):
+    empty = tmp_path / "tfds"
+    start = time.monotonic()
+    with pytest.raises(data.DataNotFoundError) as error:
+        data.load_split(data.get_dataset_spec("cifar10"), "train", data_dir=str(empty))
+    assert time.monotonic() - start < 10
+    message = str(error.value)
+    assert str(empty) in message and "download_and_prepare" in message and "--data-dir" in message
+    assert not empty.exists() or not any(empty.iterdir())
+    with pytest.raises(data.DataNotFoundError, match="manual download"):
+        data.load_split(data.get_dataset_spec("imagenet"), "train", data_dir=str(empty))
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(data.UnknownDatasetError, match="cifar10, cifar100, svhn, imagenet, digits"):
+        data.get_dataset_spec("mnist")
+
+
+def write_folder(root, classes=("cat", "dog"), per_class=3, size=12):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in classes:
+            os.makedirs(root / split / c)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (size, size, 3)).astype("uint8")
+                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
+
+
+def test_image_folder_dataset(tmp_path):
+    write_folder(tmp_path)
+    spec = data.get_dataset_spec(str(tmp_path))
+    assert (spec.num_classes, spec.image_size) == (2, 12)
+    split = data.load_split(spec, "train", training=True)
+    assert split.class_names == ["cat", "dog"] and split.num_examples == 6
+    images, labels = take(data.batches(split, 3))[0]
+    assert images.shape == (3, 12, 12, 3) and images.dtype == np.uint8
+
+
+def test_image_folder_without_test_split(tmp_path):
+    write_folder(tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "test")
+    with pytest.raises(data.DataNotFoundError, match="test/ is missing"):
+        data.get_dataset_spec(str(tmp_path))
