@@ -6,6 +6,7 @@ made inside the commands so that `keras-wrn --help` stays fast.
 """
 
 import json
+import os
 
 import click
 from rich import box
@@ -152,6 +153,106 @@ def summary_command(name, num_classes, input_size, as_json):
         top5 = f", top-5 {result.top5_error:g}%" if result.top5_error is not None else ""
         note = f" ({result.note})" if result.note else ""
         console.print(f"paper, {result.table}: {result.dataset} error {result.error:g}%{top5}{note}")
+
+
+def _fail_cleanly(error):
+    """Bad input and missing data end as one clear line, not a traceback."""
+    raise click.ClickException(str(error)) from None
+
+
+@main.command("train")
+@click.option("--dataset", default="digits", show_default=True,
+              help="cifar10, cifar100, svhn, imagenet, digits (embedded, no download) or an "
+                   "image folder with train/ and test/ sub-folders.")
+@click.option("--model", help="Registered model name (`keras-wrn models`); default: the preset's.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (preset: the paper's).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size, over all replicas.")
+@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), help="Initial learning rate.")
+@click.option("--lr-boundaries", help="Comma-separated epochs (from 1) at whose start the rate drops, e.g. 60,120,160.")
+@click.option("--lr-factor", type=click.FloatRange(min=0, min_open=True), help="Factor applied at each boundary.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="Coupled L2 weight decay (Torch's).")
+@click.option("--dropout", "dropout_rate", type=click.FloatRange(0, 1, max_open=True), help="Dropout between convolutions (CIFAR models).")
+@click.option("--seed", type=int, help="Random seed (data order, augmentation, init).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; default runs/DATASET-MODEL.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
+@click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored", "multi-worker", "tpu"]),
+              help="tf.distribute strategy; multi-worker reads TF_CONFIG.  [default: auto]")
+@click.option("--tpu", help="TPU name or address for --strategy tpu.")
+@click.option("--cpu-devices", type=click.IntRange(min=1),
+              help="Split the CPU into N logical devices (mirrored training without a GPU).")
+@click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
+              help="Keras dtype policy.  [default: float32]")
+@click.option("--xla/--no-xla", default=None, help="Compile the training step with XLA.")
+@click.option("--checkpoint-steps", type=click.IntRange(min=1), help="Also checkpoint every N steps.")
+@click.option("--checkpoint-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Checkpoint at least this often.  [default: 10]")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the run folder's last checkpoint; --no-resume refuses a used folder.")
+@click.option("--smoke", is_flag=True, help="Shrink the run to seconds: 2 epochs of 3 tiny steps.")
+def train_command(resume, lr_boundaries, **options):
+    """Train a WRN with the paper's recipe for --dataset (every value overridable).
+
+    The run folder keeps checkpoints (a killed run resumes when started again
+    with the same command), best/last weights, metrics.jsonl, TensorBoard
+    logs, curves.png and the final model.keras.
+    """
+    from keras_wrn.data import DataNotFoundError
+    from keras_wrn.models.registry import UnknownModelError
+    from keras_wrn.training.config import TrainConfig
+    from keras_wrn.training.trainer import train
+
+    if lr_boundaries is not None:
+        try:
+            options["lr_boundaries"] = tuple(int(e) for e in lr_boundaries.split(",") if e.strip())
+        except ValueError:
+            raise click.BadParameter("use comma-separated epoch numbers, e.g. 60,120,160",
+                                     param_hint="--lr-boundaries") from None
+    try:
+        config = TrainConfig.from_preset(options.pop("dataset"), **options)
+        if not resume and os.path.exists(os.path.join(config.run_dir, "checkpoints")):
+            raise click.ClickException(
+                f"{config.run_dir} already holds a run and --no-resume was given; pass another "
+                f"--run-dir (nothing was deleted)."
+            )
+        result = train(config)
+    except (ValueError, KeyError, DataNotFoundError, UnknownModelError) as error:
+        _fail_cleanly(error)
+    click.echo(
+        f"Done: {result.steps} steps, final learning rate {result.learning_rate:.6g}, "
+        f"test error {100 * result.test_error:.2f}% (best {100 * result.best_test_error:.2f}%). "
+        f"Run folder: {result.run_dir}"
+    )
+
+
+@main.command("evaluate")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--dataset", help="Dataset to test on (default: the run's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
+@click.option("--weights", type=click.Choice(["final", "best", "last"]), default="final", show_default=True,
+              help="For a run folder: model.keras, best.weights.h5 or last.weights.h5.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
+    """Test error of TARGET (a run folder or a .keras file), in the paper's terms."""
+    from keras_wrn.data import DataNotFoundError
+    from keras_wrn.training.evaluate import evaluate
+
+    try:
+        result = evaluate(target, dataset=dataset, data_dir=data_dir, weights=weights,
+                          batch_size=batch_size)
+    except (ValueError, KeyError, FileNotFoundError, DataNotFoundError) as error:
+        _fail_cleanly(error)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("model", "dataset", "weights", "examples", "test error", "top-5 error", "test loss"):
+        table.add_column(column, justify="right" if "error" in column or column in ("examples", "test loss") else "left")
+    top5 = result.get("test_top5_error")
+    table.add_row(result["model"], result["dataset"], str(result["weights"]), f"{result['num_examples']:,}",
+                  f"{100 * result['test_error']:.2f}%", f"{100 * top5:.2f}%" if top5 is not None else "-",
+                  f"{result['test_loss']:.4f}")
+    Console().print(table)
 
 
 if __name__ == "__main__":

@@ -86,3 +86,33 @@ def test_models_run_without_tensorflow(backend, module):
     for name, (params, features) in report["params"].items():
         spec = keras_wrn.get_model_spec(name)
         assert params + (spec.num_classes - 3) * (features + 1) == spec.params, name
+
+
+def test_training_recipe_runs_under_jax_from_in_memory_arrays():
+    """TorchSGD, the step schedule and the augmentation layers, under JAX."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (pip install 'keras-wrn[jax]')")
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "train_in_memory.py")
+    # Simulate a machine without TensorFlow (as the JAX GPU machines are):
+    # any import of it fails, so nothing on the path may need it.
+    code = textwrap.dedent(
+        """
+        import importlib.abc, runpy, sys
+
+        class NoTensorFlow(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
+                    raise ImportError(f"{name} is blocked in this test")
+
+        sys.meta_path.insert(0, NoTensorFlow())
+        runpy.run_path(sys.argv[1], run_name="__main__")
+        print("tensorflow imported:", "tensorflow" in sys.modules)
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", code, example], capture_output=True,
+                            text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tensorflow imported: False" in result.stdout
+    accuracy = float(result.stdout.split("test accuracy ")[1].split()[0])
+    assert accuracy >= 0.95

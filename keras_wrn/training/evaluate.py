@@ -1,0 +1,110 @@
+"""Test error of a run folder or a saved model, in the paper's terms."""
+
+import os
+
+WEIGHT_CHOICES = ("final", "best", "last")
+
+
+def _resolve_model(target, weights):
+    """(model, TrainConfig or None) for a run folder or a `.keras` file."""
+    import keras
+
+    import keras_wrn  # noqa: F401  (registers the classes .keras files name)
+    from keras_wrn.models import registry
+    from keras_wrn.training.config import TrainConfig
+
+    if os.path.isdir(target):
+        config_path = os.path.join(target, "config.json")
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(
+                f"{target!r} is not a keras-wrn run folder (no config.json). Pass a run folder "
+                f"written by `keras-wrn train` or a .keras model file."
+            )
+        config = TrainConfig.load(config_path)
+        files = {"final": "model.keras", "best": "best.weights.h5", "last": "last.weights.h5"}
+        path = os.path.join(target, files[weights])
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"The run folder {target!r} has no {files[weights]} yet (the run has not "
+                f"{'finished' if weights == 'final' else 'completed an epoch'}); try "
+                f"--weights last or resume the run."
+            )
+        if weights == "final":
+            return keras.saving.load_model(path), config
+        from keras_wrn import data
+
+        spec = data.get_dataset_spec(config.dataset)
+        model = registry.get_model(
+            config.model, num_classes=spec.num_classes,
+            input_shape=(spec.image_size, spec.image_size, spec.channels),
+            classifier_activation=None,
+        )
+        model.load_weights(path)
+        return model, config
+    if target.endswith(".keras") and os.path.isfile(target):
+        return keras.saving.load_model(target), None
+    raise FileNotFoundError(
+        f"Cannot evaluate {target!r}: pass a run folder written by `keras-wrn train` or a "
+        f".keras model file."
+    )
+
+
+def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size=256, max_batches=None):
+    """Evaluates a run folder (its final, best or last weights) or a `.keras`
+    file on the test split of `dataset` (default: the run's dataset).
+
+    Returns a dict: dataset, model, num_examples, test_error and
+    test_loss (and test_top5_error for datasets of 100+ classes), errors as
+    fractions.
+    """
+    import numpy as np
+    import keras
+
+    from keras_wrn import data
+
+    if weights not in WEIGHT_CHOICES:
+        raise ValueError(f"weights must be one of {WEIGHT_CHOICES}. Received: weights={weights!r}")
+    model, config = _resolve_model(target, weights)
+    dataset = dataset or (config.dataset if config else None)
+    if dataset is None:
+        raise ValueError(f"Evaluating the model file {target!r} needs --dataset.")
+    data_dir = data_dir or (config.data_dir if config else None)
+    spec = data.get_dataset_spec(dataset)
+    expected = (spec.image_size, spec.image_size, spec.channels)
+    if tuple(model.input_shape[1:]) != expected or model.output_shape[-1] != spec.num_classes:
+        raise ValueError(
+            f"The model takes {model.input_shape[1:]} images and predicts "
+            f"{model.output_shape[-1]} classes; {spec.name} has {expected} images and "
+            f"{spec.num_classes} classes."
+        )
+    test = data.load_split(spec, "test", data_dir=data_dir)
+    mean, std = spec.normalization()
+    preprocess = data.preprocessor(mean, std)
+    totals = np.zeros(4)
+    for i, (images, labels) in enumerate(data.batches(test, batch_size).as_numpy_iterator()):
+        if max_batches is not None and i >= max_batches:
+            break
+        logits = keras.ops.convert_to_numpy(model(preprocess(images), training=False)).astype("float64")
+        if model.layers[-1].get_config().get("activation") == "softmax":
+            logits = np.log(np.clip(logits, 1e-12, None))
+        peak = logits.max(1, keepdims=True)
+        log_probs = logits - (peak + np.log(np.exp(logits - peak).sum(1, keepdims=True)))
+        top5 = np.argsort(-logits, axis=1)[:, :5]
+        totals += [
+            -log_probs[np.arange(len(labels)), labels].sum(),
+            (logits.argmax(1) != labels).sum(),
+            (~(top5 == labels[:, None]).any(1)).sum(),
+            len(labels),
+        ]
+    loss, wrong1, wrong5, count = totals
+    result = {
+        "dataset": spec.name,
+        "model": config.model if config else model.name,
+        "weights": weights if config else target,
+        "num_examples": int(count),
+        "test_error": wrong1 / count,
+        "test_loss": loss / count,
+    }
+    if spec.num_classes >= 100:
+        result["test_top5_error"] = wrong5 / count
+    return result

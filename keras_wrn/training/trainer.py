@@ -1,0 +1,348 @@
+"""The training loop: a custom `strategy.run` loop under any tf.distribute
+strategy (Keras 3 `fit` fails under MultiWorkerMirroredStrategy on TF 2.21),
+with exact resume.
+
+A run folder holds:
+
+    config.json          the resolved TrainConfig, package and TF versions
+    checkpoints/         tf.train checkpoints (model, optimizer, RNG state)
+    last.weights.h5      weights after the last finished epoch
+    best.weights.h5      weights of the epoch with the lowest test error
+    metrics.jsonl        one JSON line per epoch
+    curves.png           train loss and test error against epochs (Figure 2)
+    tensorboard/         scalars for TensorBoard
+    model.keras          the final model (logits), written when the run ends
+
+Resume: the optimizer's step count is the single source of truth. The data
+order of epoch e depends only on (seed, e), so a run restarted from a
+checkpoint taken at step s skips the s mod steps_per_epoch batches it had
+already trained on, and ends with the optimizer steps and learning rate of an
+uninterrupted run.
+"""
+
+import contextlib
+import dataclasses
+import math
+import os
+import sys
+import time
+
+from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig, write_json_atomically
+
+SMOKE_STEPS = 3
+SMOKE_EPOCHS = 2
+SMOKE_BATCH_PER_REPLICA = 2
+
+
+class RunFolderMismatchError(ValueError):
+    """The run folder holds a different run."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: str
+    epochs: int
+    steps: int
+    learning_rate: float
+    test_error: float
+    best_test_error: float
+    resumed_from_step: int
+
+
+def _environment():
+    import keras
+    import tensorflow as tf
+
+    from keras_wrn import __version__
+
+    return {"keras_wrn": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
+            "python": sys.version.split()[0], "backend": keras.backend.backend()}
+
+
+def _check_run_folder(config, path):
+    if not os.path.exists(path):
+        return
+    previous = TrainConfig.load(path)
+    different = [
+        f"{field}={getattr(previous, field)!r} (now {getattr(config, field)!r})"
+        for field in IDENTITY_FIELDS
+        if getattr(previous, field) != getattr(config, field)
+    ]
+    if different:
+        raise RunFolderMismatchError(
+            f"The run folder {config.run_dir} belongs to another run: {', '.join(different)}. "
+            f"Pass the same options to resume it, or another --run-dir for a new run."
+        )
+
+
+def _save_weights_atomically(model, path):
+    tmp = path.replace(".weights.h5", ".tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def _read(variable):
+    import numpy as np
+
+    value = getattr(variable, "value", variable)
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
+
+class _Progress:
+    """A per-epoch progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled and sys.stdout.isatty()
+
+    @contextlib.contextmanager
+    def epoch(self, label, total, completed):
+        if not self.enabled:
+            yield lambda **_: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True) as bar:
+            task = bar.add_task(label, total=total, completed=completed, info="")
+            yield lambda info="": bar.update(task, advance=1, info=info)
+
+
+def train(config, *, verbose=True):
+    """Runs (or resumes) the training run described by `config`.
+
+    Returns a `TrainResult`. Raises ValueError subclasses for bad input
+    (unknown dataset or model, a batch size the replicas cannot share, a
+    run folder of another run) and `DataNotFoundError` for missing data,
+    before anything is written.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_wrn import data
+    from keras_wrn.models import registry
+    from keras_wrn.training.optimizer import TorchSGD
+    from keras_wrn.training.schedules import epoch_step_decay
+    from keras_wrn.training.strategies import is_chief, make_strategy, split_cpu
+    from keras_wrn.training import logs
+
+    config.validate()
+    log = print if verbose else (lambda *a, **k: None)
+    # Validate names before touching the strategy, the data or the folder.
+    spec = data.get_dataset_spec(config.dataset)
+    model_spec = registry.get_model_spec(config.model)
+    if model_spec.family == "imagenet" and spec.image_size < 32:
+        raise ValueError(
+            f"{config.model} needs images of at least 32x32; {spec.name} has "
+            f"{spec.image_size}x{spec.image_size}. Use a CIFAR-style model such as wrn-16-4."
+        )
+    if config.cpu_devices:
+        split_cpu(config.cpu_devices)
+    strategy = make_strategy(config.strategy, config.tpu)
+    replicas = strategy.num_replicas_in_sync
+    batch_size = SMOKE_BATCH_PER_REPLICA * replicas if config.smoke else config.batch_size
+    if batch_size % replicas:
+        raise ValueError(
+            f"The global batch size {batch_size} cannot be split evenly over {replicas} "
+            f"replicas; use a multiple of {replicas}."
+        )
+    keras.utils.set_random_seed(config.seed)
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        train_split = data.load_split(spec, "train", data_dir=config.data_dir, training=True)
+        test_split = data.load_split(spec, "test", data_dir=config.data_dir)
+        steps_per_epoch = (
+            SMOKE_STEPS if config.smoke else data.steps_per_epoch(train_split, batch_size)
+        )
+        epochs = SMOKE_EPOCHS if config.smoke else config.epochs
+        total_steps = steps_per_epoch * epochs
+
+        chief = is_chief(strategy)
+        run_dir = config.run_dir
+        config_path = os.path.join(run_dir, "config.json")
+        _check_run_folder(config, config_path)
+        if chief:
+            os.makedirs(run_dir, exist_ok=True)
+            config.save(config_path, {"environment": _environment(), "replicas": replicas,
+                                      "global_batch_size": batch_size,
+                                      "steps_per_epoch": steps_per_epoch,
+                                      "class_names": train_split.class_names})
+        # Every worker must take part in saving; only the chief's copy is
+        # kept, and every worker resumes from it (the run folder is shared).
+        chief_checkpoints = os.path.join(run_dir, "checkpoints")
+        checkpoint_dir = chief_checkpoints
+        if not chief:
+            task = strategy.cluster_resolver.task_id
+            checkpoint_dir = os.path.join(run_dir, ".workers", f"worker-{task}")
+
+        size, channels = spec.image_size, spec.channels
+        mean, std = spec.normalization()
+        schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries,
+                                    config.lr_factor, steps_per_epoch)
+        with strategy.scope():
+            model = registry.get_model(
+                config.model, num_classes=spec.num_classes, input_shape=(size, size, channels),
+                classifier_activation=None,
+                **({"dropout_rate": config.dropout_rate} if model_spec.family == "cifar" else {}),
+            )
+            preprocess = data.preprocessor(mean, std, flip=spec.flip,
+                                           crop_padding=spec.crop_padding, seed=config.seed)
+            preprocess.build((None, size, size, channels))
+            optimizer = TorchSGD(schedule, momentum=config.momentum, nesterov=config.nesterov,
+                                 l2_weight_decay=config.weight_decay)
+            if config.precision == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(model.trainable_variables)
+            best_error = tf.Variable(math.inf, trainable=False, dtype=tf.float64)
+
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                         preprocess=preprocess, best_error=best_error)
+        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+        latest = tf.train.latest_checkpoint(chief_checkpoints)
+        if latest:
+            checkpoint.restore(latest).expect_partial()
+        start_step = int(_read(optimizer.iterations))
+        if start_step:
+            log(f"Resuming {run_dir} from step {start_step} of {total_steps}.")
+
+        top5 = spec.num_classes >= 100
+
+        def train_step(images, labels):
+            def step_fn(images, labels):
+                inputs = preprocess(images, training=True)
+                with tf.GradientTape() as tape:
+                    logits = tf.cast(model(inputs, training=True), tf.float32)
+                    per_example = keras.losses.sparse_categorical_crossentropy(
+                        labels, logits, from_logits=True)
+                    loss = tf.nn.compute_average_loss(per_example, global_batch_size=batch_size)
+                    scaled = optimizer.scale_loss(loss) if config.precision == "mixed_float16" else loss
+                gradients = tape.gradient(scaled, model.trainable_variables)
+                optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+                wrong = tf.reduce_sum(tf.cast(
+                    tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32))
+                return loss, wrong
+
+            loss, wrong = strategy.run(step_fn, args=(images, labels))
+            return (strategy.reduce("SUM", loss, axis=None),
+                    strategy.reduce("SUM", wrong, axis=None))
+
+        def eval_step(images, labels, weights):
+            def step_fn(images, labels, weights):
+                logits = tf.cast(model(preprocess(images, training=False), training=False), tf.float32)
+                per_example = keras.losses.sparse_categorical_crossentropy(
+                    labels, logits, from_logits=True)
+                wrong1 = tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32)
+                wrong5 = 1.0 - tf.cast(tf.math.in_top_k(labels, logits, 5), tf.float32) if top5 else wrong1
+                return [tf.reduce_sum(v * weights) for v in (per_example, wrong1, wrong5, tf.ones_like(weights))]
+
+            values = strategy.run(step_fn, args=(images, labels, weights))
+            return [strategy.reduce("SUM", v, axis=None) for v in values]
+
+        train_step = tf.function(train_step, jit_compile=config.xla or None)
+        eval_step = tf.function(eval_step, jit_compile=config.xla or None)
+
+        def eval_dataset(ctx):
+            # Every pipeline reads the whole test set, padded with zero-weight
+            # examples to whole steps, so all workers run the same steps.
+            per_replica = ctx.get_per_replica_batch_size(batch_size)
+            per_pipeline = per_replica * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)
+            count = (SMOKE_STEPS * batch_size) if config.smoke else test_split.num_examples
+            padded = math.ceil(count / per_pipeline) * per_pipeline
+            source = test_split.source.take(count).map(lambda x, y: (x, y, 1.0))
+            if spec.name == "imagenet":
+                from keras_wrn.data.pipeline import _imagenet_eval_crop
+
+                source = source.map(lambda x, y, w: (_imagenet_eval_crop(x), y, w))
+            filler = tf.data.Dataset.from_tensors(
+                (tf.zeros((size, size, channels), tf.uint8), tf.constant(0, tf.int32), 0.0)
+            ).repeat(padded - count)
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            return (source.concatenate(filler).batch(per_replica, drop_remainder=True)
+                    .with_options(options).prefetch(tf.data.AUTOTUNE))
+
+        def evaluate():
+            totals = [0.0] * 4
+            for images, labels, weights in strategy.distribute_datasets_from_function(eval_dataset):
+                totals = [t + float(v) for t, v in zip(totals, eval_step(images, labels, weights))]
+            loss, wrong1, wrong5, count = totals
+            return loss / count, wrong1 / count, wrong5 / count
+
+        metrics_path = os.path.join(run_dir, "metrics.jsonl")
+        records = [r for r in logs.read_metrics(metrics_path) if r["epoch"] <= start_step // steps_per_epoch]
+        writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if chief else None
+        progress = _Progress(verbose)
+        last_save_time = time.monotonic()
+        step = start_step
+        test_error = records[-1]["test_error"] if records else math.nan
+
+        for epoch in range(start_step // steps_per_epoch, epochs):
+            skip = step - epoch * steps_per_epoch
+            dataset = strategy.distribute_datasets_from_function(
+                lambda ctx, epoch=epoch, skip=skip: data.batches(
+                    train_split, batch_size, epoch=epoch, seed=config.seed, skip_steps=skip,
+                    max_steps=steps_per_epoch, input_context=ctx,
+                    deterministic=config.deterministic))
+            started, loss_sum, wrong_sum, seen = time.monotonic(), 0.0, 0.0, 0
+            with progress.epoch(f"epoch {epoch + 1}/{epochs}", steps_per_epoch, skip) as advance:
+                for images, labels in dataset:
+                    loss, wrong = train_step(images, labels)
+                    step += 1
+                    seen += 1
+                    loss_sum += float(loss)
+                    wrong_sum += float(wrong)
+                    advance(info=f"loss {loss_sum / seen:.4f}")
+                    due_steps = config.checkpoint_steps and step % config.checkpoint_steps == 0
+                    due_time = time.monotonic() - last_save_time >= 60 * config.checkpoint_minutes
+                    if (due_steps or due_time) and step % steps_per_epoch:
+                        manager.save(checkpoint_number=step)
+                        last_save_time = time.monotonic()
+            train_time = time.monotonic() - started
+            test_loss, test_error, test_top5 = evaluate()
+            record = {
+                "epoch": epoch + 1, "step": step,
+                "learning_rate": float(schedule(step - 1)) if callable(schedule) else schedule,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_error": wrong_sum / max(seen * batch_size, 1),
+                "test_loss": test_loss, "test_error": test_error,
+                **({"test_top5_error": test_top5} if top5 else {}),
+                "epoch_seconds": round(train_time, 3),
+                "images_per_second": round(seen * batch_size / max(train_time, 1e-9), 1),
+                "resumed_mid_epoch": bool(skip),
+            }
+            records.append(record)
+            improved = test_error < float(best_error.numpy())
+            if improved:
+                best_error.assign(test_error)
+            if chief:
+                _save_weights_atomically(model, os.path.join(run_dir, "last.weights.h5"))
+                if improved:
+                    _save_weights_atomically(model, os.path.join(run_dir, "best.weights.h5"))
+                logs.write_metrics(metrics_path, records)
+                logs.plot_curves(records, os.path.join(run_dir, "curves.png"),
+                                 f"{config.model} on {spec.name}")
+                with writer.as_default(step=epoch + 1):
+                    for key in ("learning_rate", "train_loss", "train_error", "test_loss", "test_error"):
+                        tf.summary.scalar(key, record[key])
+                writer.flush()
+            manager.save(checkpoint_number=step)
+            last_save_time = time.monotonic()
+            log(f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f}, "
+                f"test error {100 * test_error:.2f}%, {record['images_per_second']:.0f} img/s")
+
+        if not chief:
+            import shutil
+
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if chief:
+            final = os.path.join(run_dir, "model.keras")
+            tmp = os.path.join(run_dir, "model.tmp.keras")
+            model.save(tmp)
+            os.replace(tmp, final)
+        return TrainResult(
+            run_dir=run_dir, epochs=epochs, steps=int(_read(optimizer.iterations)),
+            learning_rate=float(schedule(total_steps - 1)) if callable(schedule) else schedule,
+            test_error=test_error, best_test_error=float(best_error.numpy()),
+            resumed_from_step=start_step,
+        )
+    finally:
+        keras.config.set_dtype_policy("float32")

@@ -1,0 +1,151 @@
+"""Training runs for real on the embedded digits: artifacts, strategies,
+crash and resume, bad input."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from keras_wrn.training.config import TrainConfig  # noqa: E402
+
+CLI = [sys.executable, "-m", "keras_wrn.cli"]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+
+
+def run_cli(*args, env=None, timeout=600):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**ENV, **(env or {})})
+
+
+def metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_smoke_run_writes_a_complete_run_folder(tmp_path):
+    from keras_wrn.training.trainer import train
+
+    run_dir = str(tmp_path / "run")
+    result = train(TrainConfig.from_preset("digits", run_dir=run_dir, smoke=True), verbose=False)
+    assert result.steps == 6 and result.epochs == 2
+    for name in ("config.json", "metrics.jsonl", "curves.png", "model.keras",
+                 "best.weights.h5", "last.weights.h5"):
+        assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(run_dir, "tensorboard")))
+    records = metrics(run_dir)
+    assert [r["epoch"] for r in records] == [1, 2] and records[-1]["step"] == 6
+    saved = json.load(open(os.path.join(run_dir, "config.json")))
+    assert saved["config"]["dataset"] == "digits" and saved["environment"]["tensorflow"]
+    assert not [f for f in os.listdir(run_dir) if ".tmp" in f]
+    # Running the finished run again changes nothing and trains no more.
+    again = train(TrainConfig.from_preset("digits", run_dir=run_dir, smoke=True), verbose=False)
+    assert again.steps == 6 and again.resumed_from_step == 6
+
+
+def test_mirrored_strategy_over_two_cpu_devices(tmp_path):
+    result = run_cli("train", "--smoke", "--strategy", "mirrored", "--cpu-devices", "2",
+                     "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.load(open(tmp_path / "run" / "config.json"))
+    assert saved["replicas"] == 2 and saved["global_batch_size"] == 4
+    assert metrics(tmp_path / "run")[-1]["step"] == 6
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_strategy_with_two_workers(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    run_dir = str(tmp_path / "run")
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(
+            [*CLI, "train", "--smoke", "--strategy", "multi-worker", "--run-dir", run_dir],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**ENV, "TF_CONFIG": tf_config}))
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-2000:]
+        assert "Done: 6 steps" in out
+    # The workers trained one model in lockstep: the same losses.
+    losses = [[line.split(", ")[0] for line in out.splitlines() if line.startswith("epoch")]
+              for out, _ in outputs]
+    assert len(losses[0]) == 2 and losses[0] == losses[1]
+    assert json.load(open(os.path.join(run_dir, "config.json")))["replicas"] == 2
+    assert not os.path.exists(os.path.join(run_dir, ".workers", "worker-1"))
+
+
+def test_killed_run_resumes_to_the_same_step_count_and_learning_rate(tmp_path):
+    run_dir = str(tmp_path / "run")
+    args = ["train", "--model", "wrn-40-1", "--batch-size", "128", "--epochs", "3",
+            "--lr-boundaries", "2,3", "--checkpoint-steps", "4", "--run-dir", run_dir]
+    steps_per_epoch = 1347 // 128
+    total = 3 * steps_per_epoch
+    process = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    killed_after = None
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and process.poll() is None:
+        numbers = sorted(int(f.split("-")[1].split(".")[0]) for f in os.listdir(checkpoints)
+                         if f.startswith("ckpt-") and f.endswith(".index")) if os.path.isdir(checkpoints) else []
+        if any(n % steps_per_epoch for n in numbers) and numbers[-1] > steps_per_epoch:
+            process.send_signal(signal.SIGKILL)  # mid-epoch, in epoch 2
+            process.wait()
+            killed_after = numbers[-1]
+            break
+        time.sleep(0.2)
+    assert killed_after is not None, "the run never wrote a mid-epoch checkpoint"
+    assert not os.path.exists(os.path.join(run_dir, "model.keras"))
+
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming" in resumed.stdout and f"Done: {total} steps" in resumed.stdout
+    # The uninterrupted run's schedule ends at 0.1 * 0.2**2 = 0.004.
+    assert "final learning rate 0.004," in resumed.stdout
+    records = metrics(run_dir)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [r["step"] for r in records] == [steps_per_epoch * e for e in (1, 2, 3)]
+    assert records[-1]["learning_rate"] == pytest.approx(0.004)
+    assert any(r["resumed_mid_epoch"] for r in records)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "mnist"], "Unknown dataset 'mnist'"),
+    (["--model", "wrn-28-11"], "Unknown model 'wrn-28-11'"),
+    (["--strategy", "mirrored", "--cpu-devices", "2", "--batch-size", "3"],
+     "cannot be split evenly over 2 replicas"),
+    (["--dataset", "cifar10", "--data-dir", "NO_DATA"], "was not found in"),
+    (["--model", "wrn-50-2-bottleneck"], "at least 32x32"),
+])
+def test_bad_input_gets_a_clear_error(tmp_path, args, message):
+    args = [a.replace("NO_DATA", str(tmp_path / "tfds")) for a in args]
+    result = run_cli("train", "--run-dir", str(tmp_path / "run"), "--epochs", "1", *args)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-1500:]
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_run_folder_of_another_model_is_refused(tmp_path):
+    run_dir = str(tmp_path / "run")
+    assert run_cli("train", "--smoke", "--run-dir", run_dir).returncode == 0
+    before = open(os.path.join(run_dir, "metrics.jsonl")).read()
+    result = run_cli("train", "--smoke", "--model", "wrn-40-1", "--run-dir", run_dir)
+    assert result.returncode != 0
+    assert "belongs to another run: model='wrn-16-4'" in result.stderr
+    assert open(os.path.join(run_dir, "metrics.jsonl")).read() == before
