@@ -172,6 +172,8 @@ def _fail_cleanly(error):
 @click.option("--lr-factor", type=click.FloatRange(min=0, min_open=True), help="Factor applied at each boundary.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), help="Coupled L2 weight decay (Torch's).")
 @click.option("--dropout", "dropout_rate", type=click.FloatRange(0, 1, max_open=True), help="Dropout between convolutions (CIFAR models).")
+@click.option("--zca", is_flag=True, default=None,
+              help="GCN + ZCA whitening fitted on the training set (the paper's Table 4), not mean/std.")
 @click.option("--seed", type=int, help="Random seed (data order, augmentation, init).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; default runs/DATASET-MODEL.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")

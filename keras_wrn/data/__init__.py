@@ -4,7 +4,7 @@
 tensorflow-datasets) only inside the functions that need them.
 """
 
-from keras_wrn.data.augment import RandomReflectCrop, preprocessor
+from keras_wrn.data.augment import RandomReflectCrop, ZCAWhitening, fit_zca, preprocessor
 from keras_wrn.data.datasets import (
     DATASETS,
     DEFAULT_DATASET,

@@ -55,18 +55,88 @@ class RandomReflectCrop(layers.Layer):
         return {**super().get_config(), "padding": self.padding, "seed": self.seed}
 
 
-def preprocessor(mean, std, *, flip=False, crop_padding=0, seed=None, name="preprocess"):
-    """A Keras model that normalises `(x - mean) / std` per channel and, in
+GCN_SCALE = 55.0  # pylearn2's make_cifar10_gcn_whitened.py, as the paper used
+ZCA_FILTER_BIAS = 0.1  # pylearn2's ZCA default
+
+
+def _global_contrast_normalize(flat, scale=GCN_SCALE):
+    """Per image: subtract its mean, scale its L2 norm to `scale` (pylearn2's
+    `global_contrast_normalize(X, scale=55.)`)."""
+    import numpy as np
+
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    norms = np.sqrt((centred**2).sum(axis=1, keepdims=True))
+    return scale * centred / np.maximum(norms, 1e-8)
+
+
+def fit_zca(images, filter_bias=ZCA_FILTER_BIAS):
+    """Fits GCN + ZCA whitening on training images `(N, H, W, C)` (0-255).
+
+    The paper's Table 4 preprocessing: pylearn2's GCN (scale 55) and ZCA,
+    `W = U diag(1 / sqrt(s + filter_bias)) U^T` from the eigen-decomposition
+    of the covariance of the GCN'd training set. Returns `(mean, matrix)`
+    as float32 arrays of shapes `(D,)` and `(D, D)`, D = H * W * C.
+    """
+    import numpy as np
+
+    flat = _global_contrast_normalize(np.asarray(images, np.float64).reshape(len(images), -1))
+    mean = flat.mean(axis=0)
+    centred = flat - mean
+    covariance = centred.T @ centred / len(flat)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    eigenvalues = np.clip(eigenvalues, 0.0, None)
+    matrix = (eigenvectors / np.sqrt(eigenvalues + filter_bias)) @ eigenvectors.T
+    return mean.astype("float32"), matrix.astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="keras_wrn")
+class ZCAWhitening(layers.Layer):
+    """Global contrast normalisation then ZCA whitening with a fitted
+    `(mean, matrix)` (see `fit_zca`), kept as non-trainable weights.
+
+    Input shape: `(N, H, W, C)` pixels (0-255). Output shape: the same.
+    """
+
+    def __init__(self, dimension, **kwargs):
+        super().__init__(**kwargs)
+        self.dimension = int(dimension)
+        self.mean = self.add_weight((self.dimension,), initializer="zeros", trainable=False, name="mean")
+        self.matrix = self.add_weight((self.dimension, self.dimension), initializer="identity",
+                                      trainable=False, name="matrix")
+
+    def call(self, images):
+        shape = ops.shape(images)
+        flat = ops.reshape(ops.cast(images, self.compute_dtype), (shape[0], self.dimension))
+        centred = flat - ops.mean(flat, axis=1, keepdims=True)
+        norms = ops.sqrt(ops.sum(centred * centred, axis=1, keepdims=True))
+        flat = GCN_SCALE * centred / ops.maximum(norms, 1e-8)
+        return ops.reshape(ops.matmul(flat - self.mean, self.matrix), shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dimension": self.dimension}
+
+
+def preprocessor(mean, std, *, flip=False, crop_padding=0, seed=None, zca=None, name="preprocess"):
+    """A Keras model that normalises `(x - mean) / std` per channel (or, with
+    `zca=(mean, matrix)` from `fit_zca`, GCN + ZCA whitening) and, in
     training mode only, flips horizontally and crops with reflection padding.
 
     Input: `(N, H, W, C)` pixels on the 0-255 scale (uint8 or float).
     Output: float32 `(N, H, W, C)`.
     """
-    steps = [
-        layers.Normalization(
-            mean=list(mean), variance=[s * s for s in std], name="normalize"
-        )
-    ]
+    if zca is not None:
+        whitening = ZCAWhitening(len(zca[0]), name="zca")
+        whitening.set_weights([zca[0], zca[1]])
+        steps = [whitening]
+    else:
+        steps = [
+            layers.Normalization(
+                mean=list(mean), variance=[s * s for s in std], name="normalize"
+            )
+        ]
     if flip:
         steps.append(layers.RandomFlip("horizontal", seed=seed, name="flip"))
     if crop_padding:

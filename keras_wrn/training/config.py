@@ -42,7 +42,7 @@ DATASET_PRESETS = {"cifar10": "cifar", "cifar100": "cifar", "svhn": "svhn",
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Fields that define what a run folder holds: a resumed run must match them.
-IDENTITY_FIELDS = ("dataset", "model", "epochs", "batch_size", "seed", "smoke")
+IDENTITY_FIELDS = ("dataset", "model", "epochs", "batch_size", "seed", "smoke", "zca")
 
 
 @dataclasses.dataclass
@@ -66,6 +66,7 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     dropout_rate: float = 0.0
+    zca: bool = False  # GCN + ZCA whitening (Table 4) instead of mean/std
     seed: int = 0
     strategy: str = "auto"
     tpu: str | None = None

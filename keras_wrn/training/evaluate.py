@@ -79,7 +79,11 @@ def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size
         )
     test = data.load_split(spec, "test", data_dir=data_dir)
     mean, std = spec.normalization()
-    preprocess = data.preprocessor(mean, std)
+    zca = None
+    if config is not None and config.zca:
+        with np.load(os.path.join(target, "zca.npz")) as stored:
+            zca = (stored["mean"], stored["matrix"])
+    preprocess = data.preprocessor(mean, std, zca=zca)
     totals = np.zeros(4)
     for i, (images, labels) in enumerate(data.batches(test, batch_size).as_numpy_iterator()):
         if max_batches is not None and i >= max_batches:

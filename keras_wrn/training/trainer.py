@@ -107,6 +107,26 @@ class _Progress:
             yield lambda info="": bar.update(task, advance=1, info=info)
 
 
+def load_or_fit_zca(config, train_split, write=True):
+    """The run's GCN + ZCA whitening: read from `zca.npz` in the run folder,
+    or fitted on the whole training split (and written there)."""
+    import numpy as np
+
+    from keras_wrn.data import fit_zca
+
+    path = os.path.join(config.run_dir, "zca.npz")
+    if os.path.exists(path):
+        with np.load(path) as stored:
+            return stored["mean"], stored["matrix"]
+    images = np.concatenate([x for x, _ in train_split.source.batch(4096).as_numpy_iterator()])
+    mean, matrix = fit_zca(images)
+    if write:
+        tmp = path.replace(".npz", ".tmp.npz")
+        np.savez(tmp, mean=mean, matrix=matrix)
+        os.replace(tmp, path)
+    return mean, matrix
+
+
 def train(config, *, verbose=True):
     """Runs (or resumes) the training run described by `config`.
 
@@ -176,6 +196,7 @@ def train(config, *, verbose=True):
 
         size, channels = spec.image_size, spec.channels
         mean, std = spec.normalization()
+        zca = load_or_fit_zca(config, train_split, write=chief) if config.zca else None
         schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries,
                                     config.lr_factor, steps_per_epoch)
         with strategy.scope():
@@ -184,8 +205,8 @@ def train(config, *, verbose=True):
                 classifier_activation=None,
                 **({"dropout_rate": config.dropout_rate} if model_spec.family == "cifar" else {}),
             )
-            preprocess = data.preprocessor(mean, std, flip=spec.flip,
-                                           crop_padding=spec.crop_padding, seed=config.seed)
+            preprocess = data.preprocessor(mean, std, flip=spec.flip, crop_padding=spec.crop_padding,
+                                           seed=config.seed, zca=zca)
             preprocess.build((None, size, size, channels))
             optimizer = TorchSGD(schedule, momentum=config.momentum, nesterov=config.nesterov,
                                  l2_weight_decay=config.weight_decay)

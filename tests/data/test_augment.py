@@ -63,3 +63,40 @@ def test_preprocessor_normalises_and_augments_only_in_training():
 def test_bad_padding():
     with pytest.raises(ValueError, match="padding must be >= 1"):
         RandomReflectCrop(0)
+
+
+def test_zca_matches_pylearn2_and_whitens():
+    from keras_wrn.data import ZCAWhitening, fit_zca
+
+    rng = np.random.default_rng(0)
+    # Correlated "images": a few latent factors mixed into 4x4x3 pixels.
+    latent = rng.normal(size=(3000, 6))
+    images = (latent @ rng.normal(size=(6, 48)) + 0.3 * rng.normal(size=(3000, 48))) * 20 + 128
+    images = images.reshape(3000, 4, 4, 3)
+    mean, matrix = fit_zca(images, filter_bias=0.1)
+    # Reference: pylearn2's GCN(scale=55) + ZCA(filter_bias=0.1), written out.
+    flat = images.reshape(3000, -1).astype(np.float64)
+    flat = flat - flat.mean(1, keepdims=True)
+    flat = 55.0 * flat / np.sqrt((flat**2).sum(1, keepdims=True))
+    centred = flat - flat.mean(0)
+    values, vectors = np.linalg.eigh(centred.T @ centred / 3000)
+    expected = centred @ (vectors @ np.diag(1 / np.sqrt(np.clip(values, 0, None) + 0.1)) @ vectors.T)
+    layer = ZCAWhitening(48)
+    layer.set_weights([mean, matrix])
+    whitened = np.asarray(layer(images.astype("float32"))).reshape(3000, -1)
+    np.testing.assert_allclose(whitened, expected, rtol=2e-3, atol=2e-3)
+    # Whitened: covariance eigenvalues s / (s + bias), near 1 for strong directions.
+    covariance = np.cov(whitened.T, bias=True)
+    np.testing.assert_allclose(np.linalg.eigvalsh(covariance)[-6:], np.sort(values / (values + 0.1))[-6:], rtol=1e-2)
+
+
+def test_preprocessor_with_zca_still_augments():
+    from keras_wrn.data import fit_zca
+
+    images = np.random.default_rng(3).integers(0, 256, (64, 8, 8, 3)).astype("float32")
+    zca = fit_zca(images)
+    model = preprocessor((0,) * 3, (1,) * 3, flip=True, crop_padding=2, zca=zca, seed=0)
+    evaluated = np.asarray(model(images, training=False))
+    trained = np.asarray(model(images, training=True))
+    assert evaluated.shape == trained.shape == images.shape
+    assert not np.allclose(evaluated, trained)

@@ -149,3 +149,38 @@ def test_run_folder_of_another_model_is_refused(tmp_path):
     assert result.returncode != 0
     assert "belongs to another run: model='wrn-16-4'" in result.stderr
     assert open(os.path.join(run_dir, "metrics.jsonl")).read() == before
+
+
+@pytest.mark.parametrize("options", [
+    ["--precision", "mixed_bfloat16", "--xla"],
+    ["--precision", "mixed_float16"],
+    ["--zca", "--dataset", "FOLDER"],
+])
+def test_precision_xla_zca_and_folder_runs(tmp_path, options):
+    from tests.data.test_datasets import write_folder
+
+    if "FOLDER" in options:
+        write_folder(tmp_path / "images", per_class=8, size=8)
+        options = [o.replace("FOLDER", str(tmp_path / "images")) for o in options]
+    run_dir = str(tmp_path / "run")
+    result = run_cli("train", "--smoke", "--run-dir", run_dir, *options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Done: 6 steps" in result.stdout
+    evaluated = run_cli("evaluate", run_dir, "--json")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert 0.0 <= json.loads(evaluated.stdout)["test_error"] <= 1.0
+    if "--zca" in options:
+        assert os.path.exists(os.path.join(run_dir, "zca.npz"))
+
+
+def test_evaluate_a_model_file_needs_its_dataset(tmp_path):
+    run_dir = str(tmp_path / "run")
+    assert run_cli("train", "--smoke", "--run-dir", run_dir).returncode == 0
+    model = os.path.join(run_dir, "model.keras")
+    missing = run_cli("evaluate", model)
+    assert missing.returncode != 0 and "needs --dataset" in missing.stderr
+    result = json.loads(run_cli("evaluate", model, "--dataset", "digits", "--json").stdout)
+    by_folder = json.loads(run_cli("evaluate", run_dir, "--json").stdout)
+    assert result["test_error"] == by_folder["test_error"] and result["num_examples"] == 450
+    wrong = run_cli("evaluate", model, "--dataset", "cifar10")
+    assert wrong.returncode != 0 and "predicts" in wrong.stderr
