@@ -359,9 +359,11 @@ def train(config, *, verbose=True):
             tmp = os.path.join(run_dir, "model.tmp.keras")
             model.save(tmp)
             os.replace(tmp, final)
+        steps_done = int(_read(optimizer.iterations))
         return TrainResult(
-            run_dir=run_dir, epochs=epochs, steps=int(_read(optimizer.iterations)),
-            learning_rate=float(schedule(total_steps - 1)) if callable(schedule) else schedule,
+            run_dir=run_dir, epochs=epochs, steps=steps_done,
+            # The rate of the last update the optimizer applied.
+            learning_rate=float(schedule(steps_done - 1)) if callable(schedule) else schedule,
             test_error=test_error, best_test_error=float(best_error.numpy()),
             resumed_from_step=start_step,
         )
