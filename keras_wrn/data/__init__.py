@@ -15,4 +15,4 @@ from keras_wrn.data.datasets import (
     list_datasets,
     load_split,
 )
-from keras_wrn.data.pipeline import batches, steps_per_epoch
+from keras_wrn.data.pipeline import batches, evaluation_batches, steps_per_epoch

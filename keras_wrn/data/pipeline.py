@@ -6,6 +6,8 @@ would have seen.
 """
 
 
+import math
+
 SHUFFLE_BUFFER_LIMIT = 100_000
 CACHE_LIMIT_BYTES = 1 << 30
 IMAGENET_RESIZE = 256
@@ -117,3 +119,35 @@ def batches(
     options.deterministic = deterministic
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return source.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_batches(split, global_batch_size, *, input_context=None, max_examples=None):
+    """Padded, weighted batches of a whole evaluation split for a strategy.
+
+    Yields `(uint8 images, int32 labels, float32 weights)`: every input
+    pipeline reads the whole split (or its first `max_examples`), padded with
+    zero-weight blank images to whole steps, so that every worker and replica
+    runs the same number of steps on static shapes (TPU, collectives). Sums
+    weighted by `weights` then count each real example once per pipeline.
+    """
+    import tensorflow as tf
+
+    spec = split.spec
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    per_replica = global_batch_size // replicas
+    per_pipeline = per_replica * (replicas // pipelines)
+    count = split.num_examples if max_examples is None else min(max_examples, split.num_examples)
+    padded = math.ceil(count / per_pipeline) * per_pipeline
+    source = split.source.take(count)
+    if spec.name == "imagenet":
+        source = source.map(lambda image, label: (_imagenet_eval_crop(image), label),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    source = source.map(lambda image, label: (image, label, tf.constant(1.0)))
+    blank = (tf.zeros((spec.image_size, spec.image_size, spec.channels), tf.uint8),
+             tf.constant(0, tf.int32), tf.constant(0.0))
+    source = source.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padded - count))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return (source.batch(per_replica, drop_remainder=True).with_options(options)
+            .prefetch(tf.data.AUTOTUNE))

@@ -261,29 +261,14 @@ def train(config, *, verbose=True):
         train_step = tf.function(train_step, jit_compile=config.xla or None)
         eval_step = tf.function(eval_step, jit_compile=config.xla or None)
 
-        def eval_dataset(ctx):
-            # Every pipeline reads the whole test set, padded with zero-weight
-            # examples to whole steps, so all workers run the same steps.
-            per_replica = ctx.get_per_replica_batch_size(batch_size)
-            per_pipeline = per_replica * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)
-            count = (SMOKE_STEPS * batch_size) if config.smoke else test_split.num_examples
-            padded = math.ceil(count / per_pipeline) * per_pipeline
-            source = test_split.source.take(count).map(lambda x, y: (x, y, 1.0))
-            if spec.name == "imagenet":
-                from keras_wrn.data.pipeline import _imagenet_eval_crop
-
-                source = source.map(lambda x, y, w: (_imagenet_eval_crop(x), y, w))
-            filler = tf.data.Dataset.from_tensors(
-                (tf.zeros((size, size, channels), tf.uint8), tf.constant(0, tf.int32), 0.0)
-            ).repeat(padded - count)
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-            return (source.concatenate(filler).batch(per_replica, drop_remainder=True)
-                    .with_options(options).prefetch(tf.data.AUTOTUNE))
+        eval_examples = SMOKE_STEPS * batch_size if config.smoke else None
 
         def evaluate():
             totals = [0.0] * 4
-            for images, labels, weights in strategy.distribute_datasets_from_function(eval_dataset):
+            dataset = strategy.distribute_datasets_from_function(
+                lambda ctx: data.evaluation_batches(test_split, batch_size, input_context=ctx,
+                                                    max_examples=eval_examples))
+            for images, labels, weights in dataset:
                 totals = [t + float(v) for t, v in zip(totals, eval_step(images, labels, weights))]
             loss, wrong1, wrong5, count = totals
             return loss / count, wrong1 / count, wrong5 / count

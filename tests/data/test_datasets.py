@@ -134,3 +134,17 @@ def test_image_folder_without_test_split(tmp_path):
     shutil.rmtree(tmp_path / "test")
     with pytest.raises(data.DataNotFoundError, match="test/ is missing"):
         data.get_dataset_spec(str(tmp_path))
+
+
+def test_evaluation_batches_pad_to_whole_steps_with_zero_weight():
+    test = data.load_split(data.get_dataset_spec("digits"), "test")
+    contexts = [tf.distribute.InputContext(2, i, 4) for i in range(2)]  # 2 workers x 2 replicas
+    for context in contexts:
+        batches = take(data.evaluation_batches(test, 64, input_context=context))
+        assert all(b[0].shape == (16, 8, 8, 1) for b in batches)
+        assert len(batches) % 2 == 0  # whole steps for this worker's 2 replicas
+        weights = np.concatenate([b[2] for b in batches])
+        assert weights.sum() == 450 and set(weights) == {0.0, 1.0}
+        assert len(weights) == 480  # 450 padded to a multiple of 32
+        labels = np.concatenate([b[1] for b in batches])[:450]
+        np.testing.assert_array_equal(labels, np.concatenate([b[1] for b in take(test.source.batch(450))]))
