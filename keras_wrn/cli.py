@@ -6,7 +6,6 @@ made inside the commands so that `keras-wrn --help` stays fast.
 """
 
 import json
-import os
 
 import click
 from rich import box
@@ -191,7 +190,7 @@ def _fail_cleanly(error):
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the run folder's last checkpoint; --no-resume refuses a used folder.")
 @click.option("--smoke", is_flag=True, help="Shrink the run to seconds: 2 epochs of 3 tiny steps.")
-def train_command(resume, lr_boundaries, **options):
+def train_command(lr_boundaries, **options):
     """Train a WRN with the paper's recipe for --dataset (every value overridable).
 
     The run folder keeps checkpoints (a killed run resumes when started again
@@ -210,13 +209,7 @@ def train_command(resume, lr_boundaries, **options):
             raise click.BadParameter("use comma-separated epoch numbers, e.g. 60,120,160",
                                      param_hint="--lr-boundaries") from None
     try:
-        config = TrainConfig.from_preset(options.pop("dataset"), **options)
-        if not resume and os.path.exists(os.path.join(config.run_dir, "checkpoints")):
-            raise click.ClickException(
-                f"{config.run_dir} already holds a run and --no-resume was given; pass another "
-                f"--run-dir (nothing was deleted)."
-            )
-        result = train(config)
+        result = train(TrainConfig.from_preset(options.pop("dataset"), **options))
     except (ValueError, KeyError, DataNotFoundError, UnknownModelError) as error:
         _fail_cleanly(error)
     click.echo(

@@ -76,6 +76,7 @@ class TrainConfig:
     checkpoint_steps: int | None = None  # also checkpoint every N steps
     checkpoint_minutes: float = 10.0  # and at least this often
     smoke: bool = False  # 2 epochs of 3 steps, tiny batches: seconds
+    resume: bool = True  # False refuses a run folder that already holds checkpoints
     deterministic: bool = True
 
     @classmethod

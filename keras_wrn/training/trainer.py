@@ -180,6 +180,12 @@ def train(config, *, verbose=True):
         run_dir = config.run_dir
         config_path = os.path.join(run_dir, "config.json")
         _check_run_folder(config, config_path)
+        chief_checkpoints = os.path.join(run_dir, "checkpoints")
+        if not config.resume and tf.train.latest_checkpoint(chief_checkpoints):
+            raise RunFolderMismatchError(
+                f"{run_dir} already holds a run and resume is off (--no-resume); pass another "
+                f"--run-dir (nothing was deleted)."
+            )
         if chief:
             os.makedirs(run_dir, exist_ok=True)
             config.save(config_path, {"environment": _environment(), "replicas": replicas,
@@ -188,7 +194,6 @@ def train(config, *, verbose=True):
                                       "class_names": train_split.class_names})
         # Every worker must take part in saving; only the chief's copy is
         # kept, and every worker resumes from it (the run folder is shared).
-        chief_checkpoints = os.path.join(run_dir, "checkpoints")
         checkpoint_dir = chief_checkpoints
         if not chief:
             task = strategy.cluster_resolver.task_id

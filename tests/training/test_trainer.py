@@ -184,3 +184,14 @@ def test_evaluate_a_model_file_needs_its_dataset(tmp_path):
     assert result["test_error"] == by_folder["test_error"] and result["num_examples"] == 450
     wrong = run_cli("evaluate", model, "--dataset", "cifar10")
     assert wrong.returncode != 0 and "predicts" in wrong.stderr
+
+
+def test_no_resume_refuses_a_used_run_folder(tmp_path):
+    run_dir = str(tmp_path / "run")
+    assert run_cli("train", "--smoke", "--run-dir", run_dir).returncode == 0
+    before = open(os.path.join(run_dir, "metrics.jsonl")).read()
+    result = run_cli("train", "--smoke", "--no-resume", "--run-dir", run_dir)
+    assert result.returncode != 0
+    assert "already holds a run and resume is off" in result.stderr
+    assert open(os.path.join(run_dir, "metrics.jsonl")).read() == before
+    assert os.listdir(os.path.join(run_dir, "checkpoints"))
