@@ -6,6 +6,7 @@ made inside the commands so that `keras-wrn --help` stays fast.
 """
 
 import json
+import os
 
 import click
 from rich import box
@@ -247,6 +248,84 @@ def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
     table.add_row(result["model"], result["dataset"], str(result["weights"]), f"{result['num_examples']:,}",
                   f"{100 * result['test_error']:.2f}%", f"{100 * top5:.2f}%" if top5 is not None else "-",
                   f"{result['test_loss']:.4f}")
+    Console().print(table)
+
+
+@main.command("export")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--format", "export_format", type=click.Choice(["savedmodel", "tflite"]), default="savedmodel",
+              show_default=True, help="SavedModel in TF Serving's versioned layout, or a .tflite file.")
+@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none",
+              show_default=True, help="TFLite quantisation (int8: full-integer, calibrated on training images).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Export folder (TF Serving's --model_base_path); default exported/DATASET-MODEL.")
+@click.option("--version", "version", type=click.IntRange(min=1),
+              help="SavedModel version number (default: the next free one; never overwrites).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing .tflite file of the same quantisation.")
+@click.option("--weights", type=click.Choice(["final", "best", "last"]), default="final", show_default=True,
+              help="For a run folder: model.keras, best.weights.h5 or last.weights.h5.")
+@click.option("--dataset", help="Dataset of a .keras TARGET (normalisation, class names, test images).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
+@click.option("--max-examples", type=click.IntRange(min=1),
+              help="Verify on the first N test images only (default: the whole test split).")
+def export_command(target, export_format, quantize, out, version, overwrite, weights, dataset, data_dir,
+                   max_examples):
+    """Export TARGET (a run folder or a .keras file) for deployment, verified.
+
+    The export's outputs are compared with the Keras model's on the dataset's
+    test images before it is moved into place; a disagreement beyond
+    tolerance fails and writes nothing. A model card (model_card.json,
+    MODEL_CARD.md) beside the export records the figures.
+    """
+    from keras_wrn.data import DataNotFoundError
+    from keras_wrn.export import ExportError, ExportVerificationError, export_savedmodel, export_tflite
+    from keras_wrn.export.source import load_source
+
+    if export_format == "savedmodel" and quantize != "none":
+        raise click.BadParameter("applies to --format tflite only", param_hint="--quantize")
+    if export_format == "tflite" and version is not None:
+        raise click.BadParameter("applies to --format savedmodel only", param_hint="--version")
+    try:
+        source = load_source(target, dataset=dataset, data_dir=data_dir, weights=weights)
+        out = out or os.path.join("exported", f"{source.dataset.name}-{source.model_name}")
+        if export_format == "savedmodel":
+            export_savedmodel(target, out, version=version, max_examples=max_examples, source=source)
+        else:
+            export_tflite(target, out, quantize=quantize, overwrite=overwrite, max_examples=max_examples,
+                          source=source)
+    except (ValueError, KeyError, FileNotFoundError, DataNotFoundError, ExportError,
+            ExportVerificationError) as error:
+        _fail_cleanly(error)
+
+
+@main.command("predict")
+@click.argument("model", type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--dataset", help="Dataset of a .keras MODEL outside a run folder (normalisation, class names).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def predict_command(model, images, top_k, dataset, data_dir, as_json):
+    """Classify IMAGES (JPEG, PNG, GIF, BMP) with MODEL: a run folder, a .keras
+    file, a SavedModel (version folder or base path) or a .tflite file."""
+    from keras_wrn.data import DataNotFoundError
+    from keras_wrn.export import ExportError, load_predictor
+
+    try:
+        predictor = load_predictor(model, dataset=dataset, data_dir=data_dir)
+        results = predictor.top_k(images, k=top_k)
+    except (ValueError, KeyError, FileNotFoundError, DataNotFoundError, ExportError) as error:
+        _fail_cleanly(error)
+    if as_json:
+        click.echo(json.dumps({"model": predictor.path, "format": predictor.kind, "results": results}, indent=2))
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("image", "rank", "class", "name", "probability"):
+        table.add_column(column, justify="right" if column in ("rank", "class", "probability") else "left")
+    for result in results:
+        for rank, prediction in enumerate(result["predictions"], 1):
+            table.add_row(result["file"] if rank == 1 else "", str(rank), str(prediction["class_id"]),
+                          prediction["class_name"], f"{prediction['probability']:.4f}")
     Console().print(table)
 
 

@@ -5,8 +5,9 @@ import os
 WEIGHT_CHOICES = ("final", "best", "last")
 
 
-def _resolve_model(target, weights):
-    """(model, TrainConfig or None) for a run folder or a `.keras` file."""
+def resolve_model(target, weights="final"):
+    """(model, TrainConfig or None) for a run folder (its final, best or last
+    weights) or a `.keras` file. Run-folder models output logits."""
     import keras
 
     import keras_wrn  # noqa: F401  (registers the classes .keras files name)
@@ -49,6 +50,16 @@ def _resolve_model(target, weights):
     )
 
 
+def run_zca(run_dir, config):
+    """The (mean, matrix) GCN + ZCA whitening a run trained with, or None."""
+    import numpy as np
+
+    if config is None or not config.zca:
+        return None
+    with np.load(os.path.join(run_dir, "zca.npz")) as stored:
+        return stored["mean"], stored["matrix"]
+
+
 def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size=256, max_batches=None):
     """Evaluates a run folder (its final, best or last weights) or a `.keras`
     file on the test split of `dataset` (default: the run's dataset).
@@ -64,7 +75,7 @@ def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size
 
     if weights not in WEIGHT_CHOICES:
         raise ValueError(f"weights must be one of {WEIGHT_CHOICES}. Received: weights={weights!r}")
-    model, config = _resolve_model(target, weights)
+    model, config = resolve_model(target, weights)
     dataset = dataset or (config.dataset if config else None)
     if dataset is None:
         raise ValueError(f"Evaluating the model file {target!r} needs --dataset.")
@@ -79,10 +90,7 @@ def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size
         )
     test = data.load_split(spec, "test", data_dir=data_dir)
     mean, std = spec.normalization()
-    zca = None
-    if config is not None and config.zca:
-        with np.load(os.path.join(target, "zca.npz")) as stored:
-            zca = (stored["mean"], stored["matrix"])
+    zca = run_zca(target, config)
     preprocess = data.preprocessor(mean, std, zca=zca)
     totals = np.zeros(4)
     for i, (images, labels) in enumerate(data.batches(test, batch_size).as_numpy_iterator()):

@@ -1,0 +1,167 @@
+"""TFLite export (float32, float16, dynamic-range or full-integer int8) and
+running `.tflite` files in the LiteRT interpreter (`ai-edge-litert`).
+
+The converted model takes float32 pixels `(N, H, W, C)` on the 0-255 scale
+(uint8 pixels for `int8`, whose activations and weights are all integer) and
+returns class probabilities `(N, classes)`; normalisation runs inside it.
+It is converted from a single-signature SavedModel written by Keras'
+ExportArchive under the TensorFlow backend, the route whose outputs match.
+"""
+
+import os
+import tempfile
+
+from keras_wrn.export.source import (
+    ExportError, current_umask, load_source, probabilities, require_tensorflow_backend,
+)
+from keras_wrn.export.verify import check, compare
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+REPRESENTATIVE_EXAMPLES = 256
+
+
+def tflite_filename(quantize):
+    return "model.tflite" if quantize == "none" else f"model_{quantize}.tflite"
+
+
+def parity_kind(quantize):
+    return "float32" if quantize == "none" else quantize
+
+
+class TFLiteModel:
+    """A `.tflite` classifier in the LiteRT interpreter: call it with float
+    pixels `(N, H, W, C)` on the 0-255 scale, get float32 probabilities
+    `(N, classes)`. Quantised inputs and outputs are (de)quantised with the
+    file's own scales."""
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"{path!r} is not a readable TFLite model: {error}") from None
+        (self._input,) = self.interpreter.get_input_details()
+        (self._output,) = self.interpreter.get_output_details()
+        self.input_shape = tuple(int(d) for d in self._input["shape"][1:])
+        self.input_dtype = self._input["dtype"]
+        self._batch = None
+
+    def _resize(self, batch):
+        if batch != self._batch:
+            self.interpreter.resize_tensor_input(self._input["index"], [batch, *self.input_shape])
+            self.interpreter.allocate_tensors()
+            self._input = self.interpreter.get_input_details()[0]
+            self._output = self.interpreter.get_output_details()[0]
+            self._batch = batch
+
+    def __call__(self, images, batch_size=64):
+        import numpy as np
+
+        images = np.asarray(images, np.float32)
+        if images.shape[1:] != self.input_shape:
+            raise ValueError(f"The TFLite model takes images of shape (N, {', '.join(map(str, self.input_shape))}); "
+                             f"received {images.shape}.")
+        chunks = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            self._resize(len(chunk))
+            if np.issubdtype(self.input_dtype, np.integer):
+                scale, zero_point = self._input["quantization"]
+                limits = np.iinfo(self.input_dtype)
+                chunk = np.clip(np.round(chunk / scale + zero_point), limits.min, limits.max)
+            self.interpreter.set_tensor(self._input["index"], chunk.astype(self.input_dtype))
+            self.interpreter.invoke()
+            result = self.interpreter.get_tensor(self._output["index"])
+            if np.issubdtype(result.dtype, np.integer):
+                scale, zero_point = self._output["quantization"]
+                result = (result.astype(np.float32) - zero_point) * scale
+            chunks.append(result.astype(np.float32))
+        return np.concatenate(chunks)
+
+
+def convert(serving, quantize, representative_images=None):
+    """The serving Keras model -> `.tflite` bytes with the given quantisation."""
+    import tensorflow as tf
+
+    from keras_wrn.export.savedmodel import write_savedmodel
+
+    image_shape = tuple(serving.input_shape[1:])
+    with tempfile.TemporaryDirectory() as folder:
+        write_savedmodel(serving, folder, {
+            "serving_default": (lambda images: {"probabilities": serving(images, training=False)},
+                                [tf.TensorSpec([None, *image_shape], tf.float32, name="images")]),
+        })
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serving_default"])
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            def representative():
+                for image in representative_images:
+                    yield [image[None].astype("float32")]
+
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.uint8
+            converter.inference_output_type = tf.uint8
+        return converter.convert()
+
+
+def export_tflite(target, out, *, quantize="none", dataset=None, data_dir=None, weights="final",
+                  overwrite=False, max_examples=None, command=None, source=None, verbose=True):
+    """Converts a run folder or `.keras` classifier to
+    `out/model[_QUANTIZE].tflite`, verifies it in LiteRT against the Keras
+    model on the dataset's test images, and records it in the model card.
+
+    `int8` calibrates on training images. The file is written under a
+    temporary name and renamed into place after verification; an existing
+    file is replaced only with `overwrite=True`. Returns the export's record.
+    """
+    from keras_wrn.export import card
+
+    require_tensorflow_backend("TFLite export")
+    if quantize not in QUANTIZATIONS:
+        raise ExportError(f"quantize must be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
+    out = os.path.abspath(out)
+    name = tflite_filename(quantize)
+    final = os.path.join(out, name)
+    if os.path.exists(final) and not overwrite:
+        raise ExportError(f"{final} already exists; pass --overwrite to replace it, or choose another --out.")
+    source = source or load_source(target, dataset=dataset, data_dir=data_dir, weights=weights)
+    evaluation = card.evaluation_for(out, source)
+    images, labels, class_names = source.test_arrays(max_examples)
+    serving = source.serving_model()
+    reference = probabilities(serving, images)
+    representative = source.train_images(REPRESENTATIVE_EXAMPLES) if quantize == "int8" else None
+
+    os.makedirs(out, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".tmp-{name}-", dir=out)
+    os.close(handle)
+    try:
+        with open(tmp, "wb") as stream:
+            stream.write(convert(serving, quantize, representative))
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from other users
+        parity = check(compare(parity_kind(quantize), reference, TFLiteModel(tmp)(images), labels))
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    record = {
+        "format": "tflite",
+        "path": name,
+        "quantize": quantize,
+        "size_bytes": os.path.getsize(final),
+        "input": ["uint8" if quantize == "int8" else "float32", [-1, *source.image_shape]],
+        "parity": {"tflite": parity.to_dict()},
+        "test_error": parity.test_error,
+        "num_test_examples": parity.num_examples,
+    }
+    card.add_artifact(out, source, class_names, evaluation, name, record,
+                      command or card.export_command(source, out, "--format", "tflite", "--quantize", quantize), reference)
+    if verbose:
+        print(parity.summary())
+        print(f"Wrote {final}")
+    return {**record, "path": final}
+

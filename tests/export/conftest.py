@@ -1,0 +1,61 @@
+import os
+
+import numpy as np
+import pytest
+
+
+def digits_arrays(split):
+    """uint8 (N, 8, 8, 1) images and labels of the embedded digits split."""
+    from keras_wrn import data
+
+    source = data.load_split(data.get_dataset_spec("digits"), split).source
+    images, labels = zip(*source.as_numpy_iterator())
+    return np.stack(images), np.array(labels)
+
+
+@pytest.fixture(scope="session")
+def tiny_keras(tmp_path_factory):
+    """A WRN-10-2 fitted for a few epochs on the digits (about 90% right),
+    saved as a logits `.keras` file: a real classifier in seconds."""
+    import keras
+
+    from keras_wrn import WideResNet
+
+    keras.utils.set_random_seed(0)
+    images, labels = digits_arrays("train")
+    model = WideResNet(depth=10, k=2, num_classes=10, input_shape=(8, 8, 1), classifier_activation=None)
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(images / 255.0, labels, batch_size=64, epochs=4, verbose=0)
+    path = str(tmp_path_factory.mktemp("tiny") / "wrn-10-2.keras")
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_keras_probabilities(tiny_keras):
+    """The Keras model's probabilities on the digits test images."""
+    import keras
+
+    images, labels = digits_arrays("test")
+    model = keras.saving.load_model(tiny_keras)
+    logits = keras.ops.convert_to_numpy(model(images.astype("float32") / 255.0, training=False))
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    return probabilities / probabilities.sum(1, keepdims=True), labels
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_keras, tmp_path_factory):
+    """The tiny model exported once as SavedModel (version 1) and every
+    TFLite variant, into one folder."""
+    from keras_wrn.export import QUANTIZATIONS, export_savedmodel, export_tflite, load_source
+
+    out = str(tmp_path_factory.mktemp("exported") / "digits-tiny")
+    source = load_source(tiny_keras, dataset="digits")
+    export_savedmodel(tiny_keras, out, source=source, verbose=False)
+    for quantize in QUANTIZATIONS:
+        export_tflite(tiny_keras, out, quantize=quantize, source=source, verbose=False)
+    assert sorted(os.listdir(out)) == sorted(
+        ["1", "MODEL_CARD.md", "model_card.json", "model.tflite", "model_float16.tflite",
+         "model_dynamic.tflite", "model_int8.tflite"])
+    return out
