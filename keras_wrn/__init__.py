@@ -7,6 +7,7 @@ importing this package does not import TensorFlow.
     model = keras_wrn.WideResNet(depth=28, k=10, num_classes=100)
     model = keras_wrn.get_model("wrn-16-8", num_classes=10, dropout_rate=0.4)
     keras_wrn.list_models()
+    model = keras_wrn.WideResNet50_2(weights="imagenet")  # torchvision's, converted once
 """
 
 from keras_wrn.models import (
@@ -19,6 +20,9 @@ from keras_wrn.models import (
     WideResNet101_2,
     count_macs,
     count_params,
+    decode_predictions,
+    imagenet_class_names,
+    preprocess_input,
 )
 from keras_wrn.models.registry import (
     ModelSpec,
@@ -44,6 +48,9 @@ __all__ = [
     "WideResNet101_2",
     "count_macs",
     "count_params",
+    "decode_predictions",
+    "imagenet_class_names",
+    "preprocess_input",
     "get_model",
     "get_model_spec",
     "list_models",

@@ -329,5 +329,33 @@ def predict_command(model, images, top_k, dataset, data_dir, as_json):
     Console().print(table)
 
 
+@main.command("convert")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "model_name", required=True,
+              help="Registered model name, e.g. wrn-50-2-bottleneck, wrn-28-10 (`keras-wrn models`).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .keras file to write.")
+@click.option("--input-size", type=click.IntRange(min=1), help="Square input size (default: the registry's).")
+def convert_command(source, model_name, out, input_size):
+    """Convert a PyTorch checkpoint (torchvision/timm .pth or .safetensors, or
+    the paper's official functional checkpoints) into a keras_wrn .keras model.
+
+    The file is read without running code from it (torch weights_only=True, or
+    safetensors); every tensor that is unmapped, missing or mis-shaped is
+    reported by name.
+    """
+    from keras_wrn.convert import CheckpointError, ConversionError, convert_checkpoint
+    from keras_wrn.models.common import WeightsMismatchError
+    from keras_wrn.models.registry import UnknownModelError
+
+    try:
+        _, report = convert_checkpoint(source, model_name, out, input_size=input_size)
+    except (CheckpointError, ConversionError, WeightsMismatchError, UnknownModelError, ValueError) as error:
+        _fail_cleanly(error)
+    click.echo(f"Converted {report['tensors']} tensors of the {report['layout']} checkpoint into "
+               f"{report['layers']} layers of {report['model']}"
+               + (f" ({report['num_classes']} classes)" if report["num_classes"] else " (no classifier)")
+               + f": {report['out']}")
+
+
 if __name__ == "__main__":
     main()

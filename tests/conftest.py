@@ -5,6 +5,14 @@ import pytest
 # Quiet TensorFlow's C++ start-up logs when it is the backend.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# torchvision 0.29.1 segfaults when imported after TensorFlow 2.21 in one
+# process (the other order works), so the converter parity tests' torchvision
+# comes first whenever it is installed.
+try:
+    import torchvision  # noqa: F401
+except ImportError:
+    pass
+
 
 @pytest.fixture
 def no_layers_built(monkeypatch):

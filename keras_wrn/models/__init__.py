@@ -9,4 +9,5 @@ from keras_wrn.models.imagenet import (
     WideResNet50_2,
     WideResNet101_2,
 )
+from keras_wrn.models.imagenet_utils import decode_predictions, imagenet_class_names, preprocess_input
 from keras_wrn.models.layers import StochasticDepth

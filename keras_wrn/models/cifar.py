@@ -223,6 +223,7 @@ class WideResNet(common.ClassifierModel):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{arg} must be in [0, 1). Received: {arg}={value!r}")
         name = name or default_name(depth, k, kernel_sizes)
+        weights = common.resolve_weights(weights, f"WRN-{depth}-{k:g}")
         common.check_head_arguments(
             include_top=include_top, pooling=pooling, num_classes=num_classes,
             weights=weights, model_name=f"WRN-{depth}-{k:g}",

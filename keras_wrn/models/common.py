@@ -9,6 +9,7 @@ import os
 import zipfile
 
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -72,9 +73,10 @@ def check_head_arguments(*, include_top, pooling, num_classes, weights, model_na
     if weights is None:
         return
     path = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
-    if not isinstance(path, str) or not path.endswith((".weights.h5", ".keras")):
+    if not isinstance(path, str) or not path.endswith((".weights.h5", ".keras", LAYER_WEIGHTS_SUFFIX)):
         raise ValueError(
-            f"weights must be None or the path to a `.weights.h5` or `.keras` "
+            f"weights must be None, a published tag (see keras_wrn.convert.PRETRAINED), a "
+            f"PyTorch checkpoint (.pth, .safetensors) or the path to a `.weights.h5` or `.keras` "
             f"file saved by keras_wrn for {model_name}. Received: weights={weights!r}"
         )
     if not os.path.isfile(path):
@@ -98,6 +100,9 @@ def check_head_arguments(*, include_top, pooling, num_classes, weights, model_na
         )
 
 
+LAYER_WEIGHTS_SUFFIX = ".npz"
+
+
 def saved_num_classes(path):
     """The classifier width stored in a keras_wrn weights or .keras file.
 
@@ -107,6 +112,9 @@ def saved_num_classes(path):
     """
     import h5py  # a Keras dependency; imported here to keep import time low
 
+    if path.endswith(LAYER_WEIGHTS_SUFFIX):
+        with np.load(path) as stored:
+            return int(stored["predictions/0"].shape[-1]) if "predictions/0" in stored.files else None
     if path.endswith(".keras"):
         with zipfile.ZipFile(path) as archive:
             buffer = io.BytesIO(archive.read("model.weights.h5"))
@@ -168,10 +176,77 @@ def classification_head(
     return x
 
 
+def resolve_weights(weights, model_name):
+    """`weights` as a file the builders load: a published tag
+    ("imagenet", ...) or a PyTorch checkpoint becomes a converted layer-weights
+    file in Keras' cache (converting needs keras_wrn.convert, imported only
+    then, and torch for `.pth` files); anything else is returned unchanged."""
+    path = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
+    if isinstance(path, str) and not path.endswith((".weights.h5", ".keras", LAYER_WEIGHTS_SUFFIX)) and (
+        "." not in os.path.basename(path) or path.endswith((".pth", ".pt", ".bin", ".safetensors"))
+    ):
+        from keras_wrn.convert.pretrained import layer_weights_file
+
+        return layer_weights_file(path, model_name)
+    return weights
+
+
+def save_layer_weights(path, layer_weights):
+    """Writes `{layer name: [arrays]}` as a `.npz` file (atomically)."""
+    flat = {f"{name}/{i}": array for name, arrays in layer_weights.items() for i, array in enumerate(arrays)}
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, **flat)
+    os.replace(tmp, path)
+
+
+def read_layer_weights(path):
+    """`{layer name: [arrays]}` from a file written by `save_layer_weights`."""
+    grouped = {}
+    with np.load(path) as stored:
+        for key in stored.files:
+            name, _, index = key.rpartition("/")
+            grouped.setdefault(name, {})[int(index)] = stored[key]
+    return {name: [arrays[i] for i in sorted(arrays)] for name, arrays in grouped.items()}
+
+
+def assign_layer_weights(model, layer_weights, source="the checkpoint"):
+    """Sets the weights of `model`'s layers by name from `{layer name:
+    [arrays]}`. Every layer with weights must be covered and every array must
+    fit; otherwise raises WeightsMismatchError naming each problem (nothing
+    is changed then). A classifier in `layer_weights` is skipped when the
+    model has none (include_top=False)."""
+    layers_by_name = {layer.name: layer for layer in model.layers}
+    problems, assignments = [], []
+    for name, arrays in layer_weights.items():
+        layer = layers_by_name.get(name)
+        if layer is None:
+            if name != "predictions":
+                problems.append(f"{name}: no such layer in {model.name}")
+            continue
+        expected = [tuple(w.shape) for w in layer.weights]
+        received = [tuple(a.shape) for a in arrays]
+        if expected != received:
+            problems.append(f"{name}: {source} has shapes {received}, the layer needs {expected}")
+        else:
+            assignments.append((layer, arrays))
+    covered = set(layer_weights)
+    problems += [f"{layer.name}: not set by {source}" for layer in model.layers
+                 if layer.weights and layer.name not in covered]
+    if problems:
+        shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
+        raise WeightsMismatchError(f"{source} does not fit {model.name}: {shown}")
+    for layer, arrays in assignments:
+        layer.set_weights(arrays)
+
+
 def load_weights(model, weights):
-    """Loads a keras_wrn weights file into `model`, with a clear error when
-    the architecture differs."""
+    """Loads a keras_wrn weights file (`.weights.h5`, `.keras`, or converted
+    layer weights `.npz`) into `model`, with a clear error when the
+    architecture differs."""
     if weights is None:
+        return
+    if os.fspath(weights).endswith(LAYER_WEIGHTS_SUFFIX):
+        assign_layer_weights(model, read_layer_weights(os.fspath(weights)), source=repr(os.fspath(weights)))
         return
     try:
         model.load_weights(os.fspath(weights))

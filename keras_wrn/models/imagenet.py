@@ -95,6 +95,7 @@ class ImageNetWideResNet(common.ClassifierModel):
                 f"Received: width={width!r}"
             )
         label = imagenet_label(block, stage_blocks, width)
+        weights = common.resolve_weights(weights, label)
         common.check_head_arguments(
             include_top=include_top, pooling=pooling, num_classes=num_classes,
             weights=weights, model_name=label,

@@ -24,7 +24,8 @@ from keras_wrn.models.common import WeightsMismatchError
         ({"depth": 28, "k": 10, "pooling": "sum"}, "pooling must be"),
         ({"depth": 28, "k": 10, "num_classes": 0}, "num_classes must be a positive integer"),
         ({"depth": 28, "k": 10, "dropout_rate": 1.0}, "dropout_rate must be in [0, 1)"),
-        ({"depth": 28, "k": 10, "weights": "imagenet"}, "`.weights.h5` or `.keras`"),
+        ({"depth": 28, "k": 10, "weights": "imagenet"}, "No published weights 'imagenet' for WRN-28-10"),
+        ({"depth": 28, "k": 10, "weights": "model.onnx"}, "`.weights.h5` or `.keras`"),
     ],
 )
 def test_bad_cifar_arguments(no_layers_built, kwargs, message):
