@@ -357,5 +357,43 @@ def convert_command(source, model_name, out, input_size):
                + f": {report['out']}")
 
 
+@main.command("benchmark")
+@click.option("--model", "model_name", default="wrn-16-4", show_default=True, help="Registered CIFAR model.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--parts", default="train,infer,latency", show_default=True,
+              help="Comma-separated: train, infer, latency, savedmodel, tflite.")
+@click.option("--xla/--no-xla", default=False, show_default=True, help="Compile keras-wrn's steps with XLA.")
+@click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]), default="float32",
+              show_default=True)
+@click.option("--input-pipeline", is_flag=True, help="Feed training through keras_wrn.data's tf.data pipeline.")
+@click.option("--reference/--no-reference", default=True, show_default=True,
+              help="Also time the paper's official PyTorch code (needs torch).")
+@click.option("--windows", type=click.IntRange(min=1), default=5, show_default=True, help="Timed windows per case.")
+@click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Shortest timed window.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for torch and LiteRT (default: all cores).")
+@click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the result as JSON here.")
+def benchmark_command(model_name, batch_size, parts, xla, precision, input_pipeline, reference, windows,
+                      min_seconds, threads, json_out):
+    """Images/s, GFLOP/s and fraction of the measured matmul peak, for
+    keras-wrn and the official PyTorch WRN, interleaved (see benchmarks/)."""
+    from keras_wrn.benchmark import format_table, run_benchmark
+    from keras_wrn.models.registry import UnknownModelError
+
+    try:
+        result = run_benchmark(model_name, batch_size, parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
+                               xla=xla, precision=precision, input_pipeline=input_pipeline, reference=reference,
+                               windows=windows, min_seconds=min_seconds, threads=threads,
+                               log=lambda message: click.echo(message, err=True))
+    except (ValueError, UnknownModelError) as error:
+        _fail_cleanly(error)
+    for line in format_table(result):
+        click.echo(line)
+    if json_out:
+        from keras_wrn.training.config import write_json_atomically
+
+        write_json_atomically(json_out, result)
+
+
 if __name__ == "__main__":
     main()

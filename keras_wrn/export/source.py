@@ -123,7 +123,7 @@ def load_source(target, *, dataset=None, data_dir=None, weights="final"):
     whitening) or for a `.keras` classifier of `dataset` (mean/std
     normalisation of that dataset)."""
     from keras_wrn import data
-    from keras_wrn.training.evaluate import resolve_model, run_zca
+    from keras_wrn.training.evaluate import check_model_fits, resolve_model, run_zca
 
     model, config = resolve_model(target, weights)
     if config is not None:
@@ -140,13 +140,10 @@ def load_source(target, *, dataset=None, data_dir=None, weights="final"):
             f"names and test images come from there. Or export the run folder that wrote it."
         )
     spec = data.get_dataset_spec(dataset)
-    expected = (spec.image_size, spec.image_size, spec.channels)
-    if tuple(model.input_shape[1:]) != expected or model.output_shape[-1] != spec.num_classes:
-        raise ExportError(
-            f"The model takes {tuple(model.input_shape[1:])} images and predicts "
-            f"{model.output_shape[-1]} classes; {spec.name} has {expected} images and "
-            f"{spec.num_classes} classes."
-        )
+    try:
+        check_model_fits(model, spec)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
     mean, std = spec.normalization()
     return ExportSource(
         model=model,

@@ -50,6 +50,17 @@ def resolve_model(target, weights="final"):
     )
 
 
+def check_model_fits(model, spec):
+    """ValueError unless `model` takes `spec`'s images and predicts its classes."""
+    expected = (spec.image_size, spec.image_size, spec.channels)
+    if tuple(model.input_shape[1:]) != expected or model.output_shape[-1] != spec.num_classes:
+        raise ValueError(
+            f"The model takes {tuple(model.input_shape[1:])} images and predicts "
+            f"{model.output_shape[-1]} classes; {spec.name} has {expected} images and "
+            f"{spec.num_classes} classes."
+        )
+
+
 def run_zca(run_dir, config):
     """The (mean, matrix) GCN + ZCA whitening a run trained with, or None."""
     import numpy as np
@@ -81,13 +92,7 @@ def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size
         raise ValueError(f"Evaluating the model file {target!r} needs --dataset.")
     data_dir = data_dir or (config.data_dir if config else None)
     spec = data.get_dataset_spec(dataset)
-    expected = (spec.image_size, spec.image_size, spec.channels)
-    if tuple(model.input_shape[1:]) != expected or model.output_shape[-1] != spec.num_classes:
-        raise ValueError(
-            f"The model takes {model.input_shape[1:]} images and predicts "
-            f"{model.output_shape[-1]} classes; {spec.name} has {expected} images and "
-            f"{spec.num_classes} classes."
-        )
+    check_model_fits(model, spec)
     test = data.load_split(spec, "test", data_dir=data_dir)
     mean, std = spec.normalization()
     zca = run_zca(target, config)

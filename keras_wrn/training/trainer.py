@@ -28,6 +28,7 @@ import sys
 import time
 
 from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig, write_json_atomically
+from keras_wrn.training.steps import build_training_objects, make_train_step
 
 SMOKE_STEPS = 3
 SMOKE_EPOCHS = 2
@@ -140,8 +141,6 @@ def train(config, *, verbose=True):
 
     from keras_wrn import data
     from keras_wrn.models import registry
-    from keras_wrn.training.optimizer import TorchSGD
-    from keras_wrn.training.schedules import epoch_step_decay
     from keras_wrn.training.strategies import is_chief, make_strategy, split_cpu
     from keras_wrn.training import logs
 
@@ -199,25 +198,9 @@ def train(config, *, verbose=True):
             task = strategy.cluster_resolver.task_id
             checkpoint_dir = os.path.join(run_dir, ".workers", f"worker-{task}")
 
-        size, channels = spec.image_size, spec.channels
-        mean, std = spec.normalization()
         zca = load_or_fit_zca(config, train_split, write=chief) if config.zca else None
-        schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries,
-                                    config.lr_factor, steps_per_epoch)
+        model, preprocess, optimizer, schedule = build_training_objects(config, spec, strategy, steps_per_epoch, zca=zca)
         with strategy.scope():
-            model = registry.get_model(
-                config.model, num_classes=spec.num_classes, input_shape=(size, size, channels),
-                classifier_activation=None,
-                **({"dropout_rate": config.dropout_rate} if model_spec.family == "cifar" else {}),
-            )
-            preprocess = data.preprocessor(mean, std, flip=spec.flip, crop_padding=spec.crop_padding,
-                                           seed=config.seed, zca=zca)
-            preprocess.build((None, size, size, channels))
-            optimizer = TorchSGD(schedule, momentum=config.momentum, nesterov=config.nesterov,
-                                 l2_weight_decay=config.weight_decay)
-            if config.precision == "mixed_float16":
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            optimizer.build(model.trainable_variables)
             best_error = tf.Variable(math.inf, trainable=False, dtype=tf.float64)
 
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
@@ -232,25 +215,6 @@ def train(config, *, verbose=True):
 
         top5 = spec.num_classes >= 100
 
-        def train_step(images, labels):
-            def step_fn(images, labels):
-                inputs = preprocess(images, training=True)
-                with tf.GradientTape() as tape:
-                    logits = tf.cast(model(inputs, training=True), tf.float32)
-                    per_example = keras.losses.sparse_categorical_crossentropy(
-                        labels, logits, from_logits=True)
-                    loss = tf.nn.compute_average_loss(per_example, global_batch_size=batch_size)
-                    scaled = optimizer.scale_loss(loss) if config.precision == "mixed_float16" else loss
-                gradients = tape.gradient(scaled, model.trainable_variables)
-                optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-                wrong = tf.reduce_sum(tf.cast(
-                    tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32))
-                return loss, wrong
-
-            loss, wrong = strategy.run(step_fn, args=(images, labels))
-            return (strategy.reduce("SUM", loss, axis=None),
-                    strategy.reduce("SUM", wrong, axis=None))
-
         def eval_step(images, labels, weights):
             def step_fn(images, labels, weights):
                 logits = tf.cast(model(preprocess(images, training=False), training=False), tf.float32)
@@ -263,7 +227,8 @@ def train(config, *, verbose=True):
             values = strategy.run(step_fn, args=(images, labels, weights))
             return [strategy.reduce("SUM", v, axis=None) for v in values]
 
-        train_step = tf.function(train_step, jit_compile=config.xla or None)
+        train_step = make_train_step(strategy, model, preprocess, optimizer, global_batch_size=batch_size,
+                                     precision=config.precision, xla=config.xla)
         eval_step = tf.function(eval_step, jit_compile=config.xla or None)
 
         eval_examples = SMOKE_STEPS * batch_size if config.smoke else None

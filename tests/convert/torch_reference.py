@@ -1,43 +1,21 @@
 """Torch references written from the paper's own code, for the converter
 tests: the official functional CIFAR WRN (szagoruyko/wide-residual-networks,
-`pytorch/resnet.py`, eval mode) and the functional WRN-50-2 export
-(szagoruyko/functional-zoo, `wide-resnet-50-2-export.ipynb`).
+`pytorch/resnet.py`, eval mode; shared with the benchmark) and the
+functional WRN-50-2 export (szagoruyko/functional-zoo,
+`wide-resnet-50-2-export.ipynb`).
 """
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from keras_wrn.benchmark.torch_reference import official_forward
+
 
 def official_cifar_forward(images, params, depth):
-    """images (N, 3, H, W) torch; params {name: torch tensor}, official names."""
-    n = (depth - 4) // 6
-
-    def batch_norm(x, base):
-        return F.batch_norm(x, params[base + ".running_mean"], params[base + ".running_var"],
-                            params[base + ".weight"], params[base + ".bias"], training=False)
-
-    def block(x, base, stride):
-        o1 = F.relu(batch_norm(x, base + ".bn0"))
-        y = F.conv2d(o1, params[base + ".conv0"], stride=stride, padding=1)
-        o2 = F.relu(batch_norm(y, base + ".bn1"))
-        z = F.conv2d(o2, params[base + ".conv1"], stride=1, padding=1)
-        if base + ".convdim" in params:
-            return z + F.conv2d(o1, params[base + ".convdim"], stride=stride)
-        return z + x
-
-    def group(o, base, stride):
-        for i in range(n):
-            o = block(o, f"{base}.block{i}", stride if i == 0 else 1)
-        return o
-
-    x = F.conv2d(images, params["conv0"], padding=1)
-    g0 = group(x, "group0", 1)
-    g1 = group(g0, "group1", 2)
-    g2 = group(g1, "group2", 2)
-    o = F.relu(batch_norm(g2, "bn"))
-    o = F.adaptive_avg_pool2d(o, 1).flatten(1)  # avg_pool2d(o, 8) at 32x32
-    return F.linear(o, params["fc.weight"], params["fc.bias"])
+    """images (N, 3, H, W) torch; params {name: torch tensor}, official names
+    (running statistics included): the benchmark's reference, eval mode."""
+    return official_forward(images, params, params, depth, training=False)
 
 
 def official_imagenet_params(stage_blocks=(3, 4, 6, 3), width=2, num_classes=1000, seed=0):

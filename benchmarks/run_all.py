@@ -1,0 +1,109 @@
+"""Regenerates the README's benchmark table: runs the matrix below (each
+configuration in its own process, so that XLA and thread settings do not
+leak), writes one JSON per run into benchmarks/results/, and rewrites the
+table between the README's benchmark markers.
+
+    python benchmarks/run_all.py              # the full matrix (about an hour on 2 cores)
+    python benchmarks/run_all.py --only wrn-16-4
+    python benchmarks/run_all.py --table-only # rebuild the table from results/
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+README = os.path.join(ROOT, "README.md")
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+# (model, batch, parts, xla): the issue's targets (WRN-16-4 and WRN-28-10 at
+# batch 64 and 128), with and without XLA; deployment formats once per model.
+MATRIX = [
+    ("wrn-16-4", 64, "train,infer,latency,savedmodel,tflite", False),
+    ("wrn-16-4", 64, "train,infer", True),
+    ("wrn-16-4", 128, "train,infer", False),
+    ("wrn-16-4", 128, "train,infer", True),
+    ("wrn-28-10", 64, "train,infer", False),
+    ("wrn-28-10", 64, "train,infer", True),
+    ("wrn-28-10", 128, "train,infer", True),
+]
+
+
+def run(model, batch, parts, xla, windows, min_seconds):
+    name = f"{model}-b{batch}-{'xla' if xla else 'noxla'}.json"
+    path = os.path.join(RESULTS, name)
+    command = [sys.executable, "-m", "keras_wrn.cli", "benchmark", "--model", model, "--batch-size", str(batch),
+               "--parts", parts, "--xla" if xla else "--no-xla", "--windows", str(windows),
+               "--min-seconds", str(min_seconds), "--json-out", path]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return path
+
+
+def table(results):
+    rows = ["| model | batch | XLA | keras-wrn train img/s | torch train img/s | train ratio | train % of peak "
+            "| keras-wrn infer img/s | torch infer img/s | infer % of peak | batch-1 ms (keras / torch) "
+            "| TFLite batch-1 ms (fp32 / fp16 / dyn / int8) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(result, case, key="images_per_second", scale=1.0, digits=1):
+        value = result["cases"].get(case, {}).get(key)
+        return f"{scale * value:.{digits}f}" if value is not None else "-"
+
+    for r in sorted(results, key=lambda r: (r["model"], r["batch_size"], r["settings"]["xla"])):
+        ratio = r["ratios"].get("train")
+        tflite = " / ".join(cell(r, f"tflite_{q}_latency", "seconds_per_call", 1000, 2)
+                            for q in ("none", "float16", "dynamic", "int8"))
+        rows.append(
+            f"| {r['model']} | {r['batch_size']} | {'on' if r['settings']['xla'] else 'off'} "
+            f"| {cell(r, 'keras_train', digits=2)} | {cell(r, 'torch_train', digits=2)} "
+            f"| {f'{ratio:.2f}' if ratio else '-'} | {cell(r, 'keras_train', 'fraction_of_peak', 100, 0)}% "
+            f"| {cell(r, 'keras_infer')} | {cell(r, 'torch_infer')} | {cell(r, 'keras_infer', 'fraction_of_peak', 100, 0)}% "
+            f"| {cell(r, 'keras_latency', 'seconds_per_call', 1000)} / {cell(r, 'torch_latency', 'seconds_per_call', 1000)} "
+            f"| {tflite if 'tflite_none_latency' in r['cases'] else '-'} |")
+    first = results[0]
+    versions = ", ".join(f"{k} {v}" for k, v in first["versions"].items())
+    rows += ["", f"Machine: {first['machine']['cpu']}, {first['machine']['cores']} cores; measured matmul peak "
+                 f"{min(r['matmul_peak_gflops'] for r in results):.0f}-{max(r['matmul_peak_gflops'] for r in results):.0f} "
+                 f"GFLOP/s (float32). {versions}. Medians of interleaved windows; {first['date']}."]
+    return "\n".join(rows)
+
+
+def rewrite_readme(text):
+    with open(README) as handle:
+        readme = handle.read()
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+    before, rest = readme.split(START, 1)
+    _, after = rest.split(END, 1)
+    with open(README, "w") as handle:
+        handle.write(f"{before}{START}\n{text}\n{END}{after}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="Run only this model's rows.")
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+    os.makedirs(RESULTS, exist_ok=True)
+    if not args.table_only:
+        for model, batch, parts, xla in MATRIX:
+            if args.only in (None, model):
+                run(model, batch, parts, xla, args.windows, args.min_seconds)
+    results = []
+    for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
+        with open(path) as handle:
+            results.append(json.load(handle))
+    if results:
+        rewrite_readme(table(results))
+        print(f"README table rewritten from {len(results)} results.")
+
+
+if __name__ == "__main__":
+    main()

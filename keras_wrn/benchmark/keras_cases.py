@@ -1,0 +1,133 @@
+"""keras-wrn's side of the benchmark: the trainer's own training step, the
+Keras model's inference, the exported SavedModel and the TFLite variants,
+each as a callable that runs one synchronous call."""
+
+import tempfile
+
+
+def _dataset_spec(model_name):
+    from keras_wrn import data
+    from keras_wrn.models import registry
+
+    spec = registry.get_model_spec(model_name)
+    return data.get_dataset_spec("cifar10" if spec.family == "cifar" else "imagenet")
+
+
+def random_images(batch_size, image_size, channels=3, seed=0):
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 256, (batch_size, image_size, image_size, channels), "uint8")
+
+
+def training_step(model_name, batch_size, *, xla=False, precision="float32", input_pipeline=False, seed=0):
+    """One optimiser step of `keras_wrn.training` (the trainer's step: the
+    paper's augmentation in the step, TorchSGD, the trainer's strategy) on
+    random CIFAR-sized data; with `input_pipeline`, batches come through
+    `keras_wrn.data.batches` (shuffle, batch, prefetch) instead of memory."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_wrn import data
+    from keras_wrn.training.config import TrainConfig
+    from keras_wrn.training.steps import build_training_objects, make_train_step
+    from keras_wrn.training.strategies import make_strategy
+
+    spec = _dataset_spec(model_name)
+    config = TrainConfig.from_preset(spec.name, model=model_name, batch_size=batch_size, xla=xla,
+                                     precision=precision, seed=seed)
+    strategy = make_strategy("auto")
+    model, preprocess, optimizer, _ = build_training_objects(config, spec, strategy, steps_per_epoch=1000)
+    step = make_train_step(strategy, model, preprocess, optimizer, global_batch_size=batch_size,
+                           precision=precision, xla=xla)
+    size = spec.image_size
+    images = random_images(batch_size * (8 if input_pipeline else 1), size, spec.channels, seed)
+    labels = np.random.default_rng(seed).integers(0, spec.num_classes, len(images)).astype("int32")
+    if input_pipeline:
+        split = data.Split(spec, tf.data.Dataset.from_tensor_slices((images, labels)), len(labels), [], True)
+        iterator = iter(data.batches(split, batch_size, seed=seed).repeat())
+
+        def run():
+            batch_images, batch_labels = next(iterator)
+            return float(step(batch_images, batch_labels)[0])
+    else:
+        batch_images, batch_labels = tf.constant(images), tf.constant(labels)
+
+        def run():
+            return float(step(batch_images, batch_labels)[0])
+
+    return run
+
+
+def serving_model(model_name, *, seed=0):
+    """The registered model with the CIFAR normalisation in front and a
+    softmax behind, as `keras-wrn export` serves it."""
+    import keras
+
+    from keras_wrn.data import preprocessor
+    from keras_wrn.models import registry
+
+    keras.utils.set_random_seed(seed)
+    spec = _dataset_spec(model_name)
+    mean, std = spec.normalization()
+    model = registry.get_model(model_name, num_classes=spec.num_classes, classifier_activation=None)
+    images = keras.Input((spec.image_size, spec.image_size, spec.channels), dtype="float32", name="images")
+    outputs = keras.layers.Softmax()(model(preprocessor(mean, std)(images), training=False))
+    return keras.Model(images, outputs)
+
+
+def inference_step(model_name, batch_size, *, xla=False, seed=0):
+    """The Keras model's forward pass (normalisation and softmax included)
+    in a tf.function, as serving runs it."""
+    import tensorflow as tf
+
+    serving = serving_model(model_name, seed=seed)
+    size = serving.input_shape[1]
+    images = tf.constant(random_images(batch_size, size, seed=seed).astype("float32"))
+    function = tf.function(lambda x: serving(x, training=False), jit_compile=xla or None)
+
+    def run():
+        return function(images).numpy()
+
+    return run
+
+
+def savedmodel_step(model_name, batch_size, *, folder=None, seed=0):
+    """`serving_default` of the model exported as `keras-wrn export` writes it."""
+    import tensorflow as tf
+
+    from keras_wrn.export.savedmodel import write_savedmodel
+
+    serving = serving_model(model_name, seed=seed)
+    size = serving.input_shape[1]
+    folder = folder or tempfile.mkdtemp(prefix="keras-wrn-bench-")
+    write_savedmodel(serving, folder, {"serving_default": (
+        lambda images: {"probabilities": serving(images, training=False)},
+        [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])})
+    function = tf.saved_model.load(folder).signatures["serving_default"]
+    images = tf.constant(random_images(batch_size, size, seed=seed).astype("float32"))
+
+    def run():
+        return function(images=images)["probabilities"].numpy()
+
+    return run
+
+
+def tflite_step(model_name, batch_size, quantize, *, threads=None, seed=0):
+    """A TFLite variant of the served model in the LiteRT interpreter."""
+    import os
+
+    from keras_wrn.export.tflite import TFLiteModel, convert
+
+    serving = serving_model(model_name, seed=seed)
+    size = serving.input_shape[1]
+    representative = random_images(64, size, seed=seed + 1) if quantize == "int8" else None
+    handle, path = tempfile.mkstemp(suffix=".tflite")
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(convert(serving, quantize, representative))
+    model = TFLiteModel(path, num_threads=threads)
+    images = random_images(batch_size, size, seed=seed).astype("float32")
+
+    def run():
+        return model(images, batch_size=batch_size)
+
+    return run

@@ -1,0 +1,62 @@
+"""The model, optimiser and compiled training step of a run: one place, used
+by the trainer and by the benchmarks, so that what is timed is what trains."""
+
+
+def build_training_objects(config, spec, strategy, steps_per_epoch, zca=None):
+    """(model, preprocess, optimizer, schedule) for `config` on dataset `spec`, built in
+    `strategy`'s scope: the registered model (logits), the paper's
+    augmentation and normalisation as a Keras model, and TorchSGD on the
+    paper's step schedule (loss-scaled under mixed_float16)."""
+    import keras
+
+    from keras_wrn import data
+    from keras_wrn.models import registry
+    from keras_wrn.training.optimizer import TorchSGD
+    from keras_wrn.training.schedules import epoch_step_decay
+
+    model_spec = registry.get_model_spec(config.model)
+    size, channels = spec.image_size, spec.channels
+    mean, std = spec.normalization()
+    schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor, steps_per_epoch)
+    with strategy.scope():
+        model = registry.get_model(
+            config.model, num_classes=spec.num_classes, input_shape=(size, size, channels),
+            classifier_activation=None,
+            **({"dropout_rate": config.dropout_rate} if model_spec.family == "cifar" else {}),
+        )
+        preprocess = data.preprocessor(mean, std, flip=spec.flip, crop_padding=spec.crop_padding,
+                                       seed=config.seed, zca=zca)
+        preprocess.build((None, size, size, channels))
+        optimizer = TorchSGD(schedule, momentum=config.momentum, nesterov=config.nesterov,
+                             l2_weight_decay=config.weight_decay)
+        if config.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+    return model, preprocess, optimizer, schedule
+
+
+def make_train_step(strategy, model, preprocess, optimizer, *, global_batch_size, precision="float32",
+                    xla=False):
+    """A tf.function `(uint8 images, int32 labels) -> (summed loss, wrong
+    predictions)` running one optimiser step on every replica: augmentation,
+    forward, cross-entropy averaged over the global batch, backward, update."""
+    import keras
+    import tensorflow as tf
+
+    def train_step(images, labels):
+        def step_fn(images, labels):
+            inputs = preprocess(images, training=True)
+            with tf.GradientTape() as tape:
+                logits = tf.cast(model(inputs, training=True), tf.float32)
+                per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+                scaled = optimizer.scale_loss(loss) if precision == "mixed_float16" else loss
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            wrong = tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32))
+            return loss, wrong
+
+        loss, wrong = strategy.run(step_fn, args=(images, labels))
+        return strategy.reduce("SUM", loss, axis=None), strategy.reduce("SUM", wrong, axis=None)
+
+    return tf.function(train_step, jit_compile=xla or None)

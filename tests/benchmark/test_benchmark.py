@@ -1,0 +1,117 @@
+"""The benchmark's machinery: timing windows, the torch worker, GFLOP/s and
+peak bookkeeping, and that the reference is the same network as keras-wrn.
+The speed figures themselves live in benchmarks/, never in tests."""
+
+import importlib.util
+import json
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from keras_wrn.benchmark import run_benchmark, timing
+from keras_wrn.cli import main
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def test_windows_measure_rates():
+    def sleepy():
+        time.sleep(0.01)
+
+    result = timing.interleaved({"a": timing.LocalCase(sleepy, 10), "b": timing.LocalCase(sleepy, 20)},
+                                windows=3, warmup_calls=1, min_seconds=0.05)
+    assert len(result["a"]["windows"]) == 3
+    assert 500 < result["a"]["images_per_second"] <= 1000  # 10 images per >= 10 ms
+    assert result["b"]["images_per_second"] == pytest.approx(2 * result["a"]["images_per_second"], rel=0.3)
+    assert result["a"]["images_per_second_min"] <= result["a"]["images_per_second"] <= \
+        result["a"]["images_per_second_max"]
+    assert result["a"]["seconds_per_call"] >= 0.01
+
+
+def test_one_run_reports_flops_and_peak(tmp_path):
+    result = run_benchmark("wrn-16-4", 2, parts=("infer", "latency"), windows=1, min_seconds=0.0,
+                           reference=HAS_TORCH, log=lambda message: None)
+    assert result["matmul_peak_gflops"] > 1
+    for name, case in result["cases"].items():
+        assert case["gflops"] == pytest.approx(case["images_per_second"] * 2 * result["macs_per_image"] / 1e9)
+        assert case["fraction_of_peak"] == pytest.approx(case["gflops"] / result["matmul_peak_gflops"])
+    assert set(result["cases"]) >= {"keras_infer", "keras_latency"}
+    if HAS_TORCH:
+        assert result["ratios"]["infer"] == pytest.approx(
+            result["cases"]["keras_infer"]["images_per_second"] / result["cases"]["torch_infer"]["images_per_second"])
+    else:
+        assert "torch is not installed" in result["note"]
+    json.dumps(result)
+
+
+def test_cli_writes_json(tmp_path):
+    out = tmp_path / "result.json"
+    outcome = CliRunner().invoke(main, ["benchmark", "--model", "wrn-16-4", "--batch-size", "2", "--parts", "infer",
+                                        "--windows", "1", "--min-seconds", "0", "--no-reference",
+                                        "--json-out", str(out)], catch_exceptions=False)
+    assert outcome.exit_code == 0, outcome.output
+    assert "keras_infer" in outcome.output and "% of peak" in outcome.output
+    assert json.loads(out.read_text())["cases"]["keras_infer"]["images_per_second"] > 0
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="ImageNet model"):
+        run_benchmark("wrn-50-2-bottleneck", 2, parts=("infer",), log=lambda m: None)
+    with pytest.raises(ValueError, match="Unknown benchmark parts"):
+        run_benchmark("wrn-16-4", 2, parts=("inference",), log=lambda m: None)
+    outcome = CliRunner().invoke(main, ["benchmark", "--model", "wrn-99-1"])
+    assert outcome.exit_code == 1 and "wrn-99-1" in outcome.output
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+def test_torch_worker_runs_the_reference():
+    case = timing.WorkerCase(kind="train", depth=10, k=1, num_classes=10, batch_size=4, threads=1)
+    try:
+        case.warmup(1)
+        rate, seconds = case.window(0.0)
+        assert rate > 0 and seconds > 0
+    finally:
+        case.close()
+    with pytest.raises(RuntimeError, match="worker failed: KeyError"):
+        timing.WorkerCase(kind="fly", depth=10, k=1, num_classes=10, batch_size=4)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+def test_the_reference_is_the_same_network_with_the_official_init():
+    """The timed torch code computes keras-wrn's WRN: the same logits from the
+    same weights (eval mode), and it initialises BN weights as U[0, 1)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, torch\n"
+        "from keras_wrn.benchmark import torch_reference as r\n"
+        "torch.manual_seed(0)\n"
+        "params, buffers = r.official_params(10, 2, 10)\n"
+        "for name in buffers:\n"
+        "    buffers[name] = torch.rand_like(buffers[name]) + 0.5\n"
+        "x = torch.randn(2, 3, 32, 32)\n"
+        "logits = r.official_forward(x, params, buffers, 10).detach().numpy()\n"
+        "state = {k: v.detach().numpy() for k, v in {**params, **buffers}.items()}\n"
+        "np.savez(sys.argv[1], x=x.numpy(), logits=logits, **state)\n"
+    )
+    import tempfile
+
+    path = tempfile.mktemp(suffix=".npz")
+    subprocess.run([sys.executable, "-c", "import sys\n" + script, path], check=True, timeout=300,
+                   env={**__import__("os").environ, "KERAS_BACKEND": "torch"})
+    stored = dict(np.load(path))
+    x, expected = stored.pop("x"), stored.pop("logits")
+    bn_weights = np.concatenate([v for k, v in stored.items() if k.endswith("bn0.weight")])
+    assert 0.0 <= bn_weights.min() and bn_weights.max() < 1.0 and bn_weights.std() > 0.2
+
+    import keras_wrn
+    from keras_wrn.convert import to_keras_layer_weights
+    from keras_wrn.models import common
+
+    model = keras_wrn.WideResNet(10, 2, num_classes=10, classifier_activation=None)
+    common.assign_layer_weights(model, to_keras_layer_weights(stored)[1])
+    got = np.asarray(model(x.transpose(0, 2, 3, 1), training=False))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
