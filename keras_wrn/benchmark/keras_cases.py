@@ -60,19 +60,16 @@ def training_step(model_name, batch_size, *, xla=False, precision="float32", inp
 
 def serving_model(model_name, *, seed=0):
     """The registered model with the CIFAR normalisation in front and a
-    softmax behind, as `keras-wrn export` serves it."""
+    softmax behind, built as `keras-wrn export` serves it."""
     import keras
 
-    from keras_wrn.data import preprocessor
+    from keras_wrn.export.source import serving_model as wrap
     from keras_wrn.models import registry
 
     keras.utils.set_random_seed(seed)
     spec = _dataset_spec(model_name)
-    mean, std = spec.normalization()
     model = registry.get_model(model_name, num_classes=spec.num_classes, classifier_activation=None)
-    images = keras.Input((spec.image_size, spec.image_size, spec.channels), dtype="float32", name="images")
-    outputs = keras.layers.Softmax()(model(preprocessor(mean, std)(images), training=False))
-    return keras.Model(images, outputs)
+    return wrap(model, *spec.normalization())
 
 
 def inference_step(model_name, batch_size, *, xla=False, seed=0):

@@ -8,21 +8,10 @@ import os
 
 from keras_wrn.benchmark import keras_cases, timing
 from keras_wrn.benchmark.peak import machine, matmul_peak_gflops
+from keras_wrn.training.config import package_versions
 
 PARTS = ("train", "infer", "latency", "savedmodel", "tflite")
 TFLITE_VARIANTS = ("none", "float16", "dynamic", "int8")
-
-
-def _versions():
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("keras-wrn", "keras", "tensorflow", "torch", "ai-edge-litert", "numpy"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def _flops(summary, flops_per_image, peak):
@@ -58,7 +47,7 @@ def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=False, reference=T
     result = {
         "model": model_name, "batch_size": batch_size, "backend": keras.backend.backend(),
         "settings": {"xla": xla, "precision": precision, "input_pipeline": input_pipeline, "threads": threads},
-        "macs_per_image": macs, "matmul_peak_gflops": peak, "machine": machine(), "versions": _versions(),
+        "macs_per_image": macs, "matmul_peak_gflops": peak, "machine": machine(), "versions": package_versions("torch", "ai-edge-litert", "numpy"),
         "date": datetime.date.today().isoformat(), "cases": {}, "ratios": {},
     }
     reference = reference and torch_available()

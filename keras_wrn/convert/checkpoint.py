@@ -8,9 +8,10 @@ result is a flat `{name: float32 numpy array}`.
 
 import os
 
-TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+from keras_wrn.models.common import CHECKPOINT_SUFFIXES
+
 SAFETENSORS_SUFFIXES = (".safetensors",)
-CHECKPOINT_SUFFIXES = TORCH_SUFFIXES + SAFETENSORS_SUFFIXES
+TORCH_SUFFIXES = tuple(s for s in CHECKPOINT_SUFFIXES if s not in SAFETENSORS_SUFFIXES)
 # Containers that training scripts wrap state dicts in: torchvision/timm
 # "state_dict" or "model", the official CIFAR code's "params".
 CONTAINER_KEYS = ("state_dict", "model", "params", "model_state_dict")

@@ -71,10 +71,14 @@ class PretrainedWeightsError(ValueError):
     """Published weights cannot be had; the message says how to pass a file."""
 
 
+def keras_home():
+    """Keras' cache root: KERAS_HOME, default ~/.keras."""
+    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+
+
 def cache_dir():
-    """Keras' cache folder for keras_wrn (KERAS_HOME, default ~/.keras)."""
-    base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return os.path.join(base, CACHE_SUBDIR)
+    """Keras' cache folder for keras_wrn."""
+    return os.path.join(keras_home(), CACHE_SUBDIR)
 
 
 def sha256_prefix(path, length=8):
@@ -111,8 +115,7 @@ def fetch(weights):
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(60)  # urllib waits forever on a dead network otherwise
         try:
-            keras.utils.get_file(weights.filename, weights.url, cache_dir=os.path.dirname(os.path.dirname(
-                cache_dir())), cache_subdir=CACHE_SUBDIR)
+            keras.utils.get_file(weights.filename, weights.url, cache_dir=keras_home(), cache_subdir=CACHE_SUBDIR)
         except Exception as error:  # get_file wraps network errors in plain Exceptions
             raise PretrainedWeightsError(
                 f"Could not download {weights.url} ({str(error).splitlines()[0]}). Offline, download "

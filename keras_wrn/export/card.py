@@ -11,9 +11,9 @@ import datetime
 import json
 import os
 import shlex
-import sys
 
 from keras_wrn.export.source import ExportError
+from keras_wrn.training.config import package_versions, write_json_atomically
 
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
@@ -101,24 +101,7 @@ def evaluation_for(out, source):
     return {**result, "command": shlex.join(argv)}
 
 
-def _versions():
-    import keras
-    import tensorflow as tf
-
-    from keras_wrn import __version__
-
-    versions = {"keras_wrn": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
-                "python": sys.version.split()[0]}
-    try:
-        from importlib.metadata import version
-
-        versions["ai_edge_litert"] = version("ai-edge-litert")
-    except Exception:  # not installed: nothing to report
-        pass
-    return versions
-
-
-def _write_atomically(path, text):
+def _write_text_atomically(path, text):
     tmp = f"{path}.tmp"
     with open(tmp, "w") as handle:
         handle.write(text)
@@ -149,7 +132,7 @@ def add_artifact(out, source, class_names, evaluation, key, record, command, ref
     artifacts[key] = {
         **record,
         "command": command,
-        "versions": _versions(),
+        "versions": package_versions("ai-edge-litert"),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     card = {
@@ -159,8 +142,8 @@ def add_artifact(out, source, class_names, evaluation, key, record, command, ref
         "artifacts": dict(sorted(artifacts.items())),
         "keras_reference": keras_reference,
     }
-    _write_atomically(os.path.join(out, CARD_JSON), json.dumps(card, indent=2) + "\n")
-    _write_atomically(os.path.join(out, CARD_MARKDOWN), render_markdown(card))
+    write_json_atomically(os.path.join(out, CARD_JSON), card)
+    _write_text_atomically(os.path.join(out, CARD_MARKDOWN), render_markdown(card))
     return card
 
 

@@ -188,13 +188,13 @@ def export_savedmodel(target, out, *, dataset=None, data_dir=None, weights="fina
         raise ExportError(f"version must be a positive integer. Received: version={version!r}")
     out = os.path.abspath(out)
     taken = existing_versions(out)
-    if version is None:
-        version = (taken[-1] + 1) if taken else 1
+    next_free = (taken[-1] + 1) if taken else 1
+    version = version or next_free
     final = os.path.join(out, str(version))
     if os.path.exists(final):
         raise ExportError(
             f"{final} already exists; exported versions are never overwritten. Leave out "
-            f"--version to write version {(taken[-1] + 1) if taken else 1}, or choose another --out."
+            f"--version to write version {next_free}, or choose another --out."
         )
     source = source or load_source(target, dataset=dataset, data_dir=data_dir, weights=weights)
     evaluation = card.evaluation_for(out, source)

@@ -39,16 +39,7 @@ class ExportSource:
     def serving_model(self):
         """A Keras model: float32 pixels `(N, H, W, C)` on the 0-255 scale ->
         float32 class probabilities `(N, num_classes)`."""
-        import keras
-
-        from keras_wrn.data import preprocessor
-
-        images = keras.Input(self.image_shape, dtype="float32", name="images")
-        x = preprocessor(self.mean, self.std, zca=self.zca)(images)
-        outputs = self.model(x, training=False)
-        if self.model.layers[-1].get_config().get("activation") != "softmax":
-            outputs = keras.layers.Softmax(name="probabilities", dtype="float32")(outputs)
-        return keras.Model(images, outputs, name=f"{self.model.name}_serving")
+        return serving_model(self.model, self.mean, self.std, zca=self.zca)
 
     def test_split(self):
         from keras_wrn import data
@@ -70,6 +61,21 @@ class ExportSource:
         split = data.load_split(self.dataset, "train", data_dir=self.data_dir)
         source = split.source.shuffle(min(split.num_examples, 10 * count), seed=seed).take(count)
         return np.stack([x for x, _ in source.as_numpy_iterator()])
+
+
+def serving_model(model, mean, std, zca=None):
+    """`model` (logits or softmax) behind its input normalisation (or GCN +
+    ZCA whitening) and ahead of a softmax: float32 pixels `(N, H, W, C)` on
+    the 0-255 scale -> float32 probabilities `(N, num_classes)`."""
+    import keras
+
+    from keras_wrn.data import preprocessor
+
+    images = keras.Input(tuple(model.input_shape[1:]), dtype="float32", name="images")
+    outputs = model(preprocessor(mean, std, zca=zca)(images), training=False)
+    if model.layers[-1].get_config().get("activation") != "softmax":
+        outputs = keras.layers.Softmax(name="probabilities", dtype="float32")(outputs)
+    return keras.Model(images, outputs, name=f"{model.name}_serving")
 
 
 def load_test_arrays(spec, data_dir=None, max_examples=None):

@@ -101,6 +101,8 @@ def check_head_arguments(*, include_top, pooling, num_classes, weights, model_na
 
 
 LAYER_WEIGHTS_SUFFIX = ".npz"
+# PyTorch checkpoints, which keras_wrn.convert turns into layer weights.
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
 def saved_num_classes(path):
@@ -183,7 +185,7 @@ def resolve_weights(weights, model_name):
     then, and torch for `.pth` files); anything else is returned unchanged."""
     path = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     if isinstance(path, str) and not path.endswith((".weights.h5", ".keras", LAYER_WEIGHTS_SUFFIX)) and (
-        "." not in os.path.basename(path) or path.endswith((".pth", ".pt", ".bin", ".safetensors"))
+        "." not in os.path.basename(path) or path.endswith(CHECKPOINT_SUFFIXES)
     ):
         from keras_wrn.convert.pretrained import layer_weights_file
 

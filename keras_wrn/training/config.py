@@ -127,6 +127,26 @@ class TrainConfig:
         return cls(**values)
 
 
+def package_versions(*extra):
+    """The versions that made an artifact: keras_wrn, Python, Keras and
+    TensorFlow, and each installed package of `extra` (distribution names),
+    read from package metadata without importing them."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from keras_wrn import __version__
+
+    found = {"keras_wrn": __version__, "python": platform.python_version()}
+    for names in (("keras",), ("tensorflow", "tensorflow-cpu"), *((name,) for name in extra)):
+        for name in names:
+            try:
+                found[names[0].replace("-", "_")] = version(name)
+                break
+            except PackageNotFoundError:
+                continue
+    return found
+
+
 def write_json_atomically(path, payload):
     tmp = f"{path}.tmp"
     with open(tmp, "w") as handle:

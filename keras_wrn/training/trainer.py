@@ -27,7 +27,7 @@ import os
 import sys
 import time
 
-from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig, write_json_atomically
+from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig, package_versions
 from keras_wrn.training.steps import build_training_objects, make_train_step
 
 SMOKE_STEPS = 3
@@ -52,12 +52,8 @@ class TrainResult:
 
 def _environment():
     import keras
-    import tensorflow as tf
 
-    from keras_wrn import __version__
-
-    return {"keras_wrn": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
-            "python": sys.version.split()[0], "backend": keras.backend.backend()}
+    return {**package_versions(), "backend": keras.backend.backend()}
 
 
 def _check_run_folder(config, path):

@@ -4,6 +4,9 @@ The speed figures themselves live in benchmarks/, never in tests."""
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -79,12 +82,9 @@ def test_torch_worker_runs_the_reference():
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
-def test_the_reference_is_the_same_network_with_the_official_init():
+def test_the_reference_is_the_same_network_with_the_official_init(tmp_path):
     """The timed torch code computes keras-wrn's WRN: the same logits from the
     same weights (eval mode), and it initialises BN weights as U[0, 1)."""
-    import subprocess
-    import sys
-
     script = (
         "import numpy as np, torch\n"
         "from keras_wrn.benchmark import torch_reference as r\n"
@@ -97,11 +97,10 @@ def test_the_reference_is_the_same_network_with_the_official_init():
         "state = {k: v.detach().numpy() for k, v in {**params, **buffers}.items()}\n"
         "np.savez(sys.argv[1], x=x.numpy(), logits=logits, **state)\n"
     )
-    import tempfile
-
-    path = tempfile.mktemp(suffix=".npz")
+    path = str(tmp_path / "reference.npz")
+    # torch runs in its own process (it crashes when loaded after TensorFlow).
     subprocess.run([sys.executable, "-c", "import sys\n" + script, path], check=True, timeout=300,
-                   env={**__import__("os").environ, "KERAS_BACKEND": "torch"})
+                   env={**os.environ, "KERAS_BACKEND": "torch"})
     stored = dict(np.load(path))
     x, expected = stored.pop("x"), stored.pop("logits")
     bn_weights = np.concatenate([v for k, v in stored.items() if k.endswith("bn0.weight")])

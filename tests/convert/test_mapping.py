@@ -44,6 +44,7 @@ def test_every_problem_is_named():
     with pytest.raises(ConversionError, match="group0.block0.attention.weight"):
         to_keras_layer_weights(extra)
     model = keras_wrn.WideResNet(10, 1, num_classes=10)
+    before = [w.copy() for w in model.get_weights()]
     missing = {k: v for k, v in params.items() if not k.startswith("group1.block0.bn1")}
     with pytest.raises(common.WeightsMismatchError, match="group2_block1_bn2: not set"):
         common.assign_layer_weights(model, to_keras_layer_weights(missing)[1])
@@ -52,8 +53,8 @@ def test_every_problem_is_named():
                        match=r"group2_block1_conv2: the checkpoint has shapes \[\(3, 3, 64, 64\)\], "
                              r"the layer needs \[\(3, 3, 32, 32\)\]"):
         common.assign_layer_weights(model, to_keras_layer_weights(wrong)[1])
-    before = [w.copy() for w in model.get_weights()]
-    assert all((a == b).all() for a, b in zip(before, model.get_weights()))  # nothing was changed
+    after = model.get_weights()
+    assert all((a == b).all() for a, b in zip(before, after))  # the failed assignments changed nothing
 
 
 def test_converted_layer_weights_load_through_the_builder(tmp_path):
