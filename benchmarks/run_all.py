@@ -6,6 +6,9 @@ table between the README's benchmark markers.
     python benchmarks/run_all.py              # the full matrix (about an hour on 2 cores)
     python benchmarks/run_all.py --only wrn-16-4
     python benchmarks/run_all.py --table-only # rebuild the table from results/
+
+GPU rows come from `benchmarks/gpu_jax.py` (JAX; run it on a GPU machine
+with `--json-out benchmarks/results/gpu-<model>-b<batch>-jax.json`).
 """
 
 import argparse
@@ -73,6 +76,21 @@ def table(results):
     return "\n".join(rows)
 
 
+def gpu_table(results):
+    rows = ["| model | batch | device | backend, precision | train img/s (min-max) | train TFLOP/s "
+            "| bf16 matmul TFLOP/s (same process) | % of that peak |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (r["model"], r["batch_size"])):
+        rows.append(
+            f"| {r['model']} | {r['batch_size']} | {r['device']} | {r['backend']}, {r['settings']['precision']} "
+            f"| {r['train_images_per_second']:.0f} ({r['train_images_per_second_min']:.0f}-"
+            f"{r['train_images_per_second_max']:.0f}) | {r['train_tflops']:.0f} "
+            f"| {r['bf16_matmul_peak_tflops']:.0f} | {100 * r['fraction_of_peak']:.0f}% |")
+    versions = ", ".join(f"{k} {v}" for k, v in results[0]["versions"].items())
+    rows += ["", f"{versions}; {results[0]['date']}."]
+    return "\n".join(rows)
+
+
 def rewrite_readme(text):
     with open(README) as handle:
         readme = handle.read()
@@ -96,13 +114,16 @@ def main():
         for model, batch, parts, xla in MATRIX:
             if args.only in (None, model):
                 run(model, batch, parts, xla, args.windows, args.min_seconds)
-    results = []
+    results, gpu_results = [], []
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         with open(path) as handle:
-            results.append(json.load(handle))
+            (gpu_results if os.path.basename(path).startswith("gpu-") else results).append(json.load(handle))
     if results:
-        rewrite_readme(table(results))
-        print(f"README table rewritten from {len(results)} results.")
+        text = table(results)
+        if gpu_results:
+            text += "\n\nGPU (`benchmarks/gpu_jax.py`):\n\n" + gpu_table(gpu_results)
+        rewrite_readme(text)
+        print(f"README table rewritten from {len(results) + len(gpu_results)} results.")
 
 
 if __name__ == "__main__":

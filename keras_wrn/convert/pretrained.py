@@ -94,9 +94,13 @@ def published(model_name, tag):
     e.g. "WRN-50-2-bottleneck"), or PretrainedWeightsError listing the tags."""
     tags = PRETRAINED.get(model_name, {})
     if tag not in tags:
+        from keras_wrn.models import trained
+
         available = ", ".join(f"{name}: {sorted(t)}" for name, t in PRETRAINED.items())
+        own = ", ".join(f"{name}: {sorted(t)}" for name, t in trained.available().items())
         raise PretrainedWeightsError(
-            f"No published weights {tag!r} for {model_name}. Published: {available}. Or pass a "
+            f"No published weights {tag!r} for {model_name}. Published: {available}; trained by "
+            f"keras-wrn: {own}. Or pass a "
             f"PyTorch checkpoint (.pth, .safetensors) or a keras_wrn .weights.h5 / .keras file. "
             f"Received: weights={tag!r}"
         )

@@ -140,5 +140,7 @@ def preprocessor(mean, std, *, flip=False, crop_padding=0, seed=None, zca=None, 
     if flip:
         steps.append(layers.RandomFlip("horizontal", seed=seed, name="flip"))
     if crop_padding:
-        steps.append(RandomReflectCrop(crop_padding, seed=seed, name="reflect_crop"))
+        # Its own stream: with one seed, flip and crop would draw the same random bits.
+        crop_seed = None if seed is None else seed + 1
+        steps.append(RandomReflectCrop(crop_padding, seed=crop_seed, name="reflect_crop"))
     return keras.Sequential(steps, name=name)

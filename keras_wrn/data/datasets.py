@@ -16,6 +16,7 @@ CIFAR_STD = (63.0, 62.1, 66.7)
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # (0.485, 0.456, 0.406) * 255
 IMAGENET_STD = (58.395, 57.12, 57.375)  # (0.229, 0.224, 0.225) * 255
 UNIT_SCALE = ((0.0,), (255.0,))  # pixels / 255 (SVHN, digits, folders)
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras' folder loader reads
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -167,6 +168,8 @@ def load_split(spec, split, *, data_dir=None, training=False):
     Raises DataNotFoundError within seconds when the data is not prepared,
     saying where it looked and how to get it; never downloads.
     """
+    if spec.tfds_name and data_dir and is_image_folder_copy(spec, data_dir):
+        return _load_folder(spec, split, data_dir=data_dir, training=training)
     loader: Callable = (
         _load_digits if spec.name == "digits"
         else _load_tfds if spec.tfds_name
@@ -174,6 +177,44 @@ def load_split(spec, split, *, data_dir=None, training=False):
     )
     tfds_split = {"train": spec.train_split, "test": spec.test_split}.get(split, split)
     return loader(spec, tfds_split, data_dir=data_dir, training=training)
+
+
+def is_image_folder_copy(spec, root):
+    """Whether `root` holds the dataset as image files, `train/` and `test/`
+    with one folder per class (e.g. a JPEG copy of CIFAR-10): `--data-dir`
+    may name such a copy instead of a tensorflow-datasets folder. The class
+    folders sort into label order (CIFAR's labels are alphabetical)."""
+    splits = [os.path.join(root, split) for split in ("train", "test")]
+    return all(os.path.isdir(path) and len(_class_names(path)) == spec.num_classes for path in splits)
+
+
+def read_image_arrays(root, split, image_size=None):
+    """`(images, labels)` as numpy arrays, uint8 `(N, H, W, C)` and int32
+    `(N,)`, from `root/split/<class>/*` (class folders in sorted order give
+    the labels), decoded with Pillow: no TensorFlow, for in-memory training
+    on any backend. Images are converted to RGB and, where `image_size` is
+    given and differs, resized to it."""
+    import numpy as np
+    from PIL import Image
+
+    folder = os.path.join(root, split)
+    if not os.path.isdir(folder):
+        raise DataNotFoundError(f"No {split}/ folder in {root!r}: expected {root}/{split}/<class>/<image>.")
+    images, labels = [], []
+    for label, name in enumerate(_class_names(folder)):
+        class_dir = os.path.join(folder, name)
+        for entry in sorted(os.listdir(class_dir)):
+            if not entry.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            with Image.open(os.path.join(class_dir, entry)) as image:
+                image = image.convert("RGB")
+                if image_size and image.size != (image_size, image_size):
+                    image = image.resize((image_size, image_size), Image.BILINEAR)
+                images.append(np.asarray(image, dtype=np.uint8))
+            labels.append(label)
+    if not images:
+        raise DataNotFoundError(f"No images in {folder!r}.")
+    return np.stack(images), np.asarray(labels, dtype=np.int32)
 
 
 def _load_digits(spec, split, *, data_dir=None, training=False):
@@ -248,7 +289,7 @@ def _load_folder(spec, split, *, data_dir=None, training=False):
     import keras
     import tensorflow as tf
 
-    folder = os.path.join(spec.name, split)
+    folder = os.path.join(data_dir if spec.tfds_name else spec.name, split)
     source = keras.utils.image_dataset_from_directory(
         folder, labels="inferred", label_mode="int", batch_size=None,
         image_size=(spec.image_size, spec.image_size), shuffle=False,

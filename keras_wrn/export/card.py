@@ -84,6 +84,13 @@ def check_same_model(out, source):
     return card
 
 
+def data_dir_option(source):
+    """`["--data-dir", DIR]` when the source's data is not where its run says."""
+    if source.data_dir and source.data_dir != getattr(source.run_config, "data_dir", None):
+        return ["--data-dir", source.data_dir]
+    return []
+
+
 def evaluation_for(out, source):
     """The test evaluation of the source model, as `keras-wrn evaluate`
     reports it: reused from the card when it has one, else measured."""
@@ -93,11 +100,12 @@ def evaluation_for(out, source):
     if card is not None and card.get("evaluation"):
         return card["evaluation"]
     if source.run_config is not None:
-        result = evaluate(source.target, weights=source.weights)
+        result = evaluate(source.target, weights=source.weights, data_dir=source.data_dir)
         argv = ["keras-wrn", "evaluate", display_path(source.target), "--weights", source.weights]
     else:
         result = evaluate(source.target, dataset=source.dataset.name, data_dir=source.data_dir)
         argv = ["keras-wrn", "evaluate", display_path(source.target), "--dataset", source.dataset.name]
+    argv += data_dir_option(source)
     return {**result, "command": shlex.join(argv)}
 
 
@@ -115,6 +123,7 @@ def export_command(source, out, *options):
         argv += ["--dataset", source.dataset.name]
     elif source.weights != "final":
         argv += ["--weights", source.weights]
+    argv += data_dir_option(source)
     return shlex.join([*argv, *options, "--out", display_path(out)])
 
 

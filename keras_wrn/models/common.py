@@ -179,11 +179,17 @@ def classification_head(
 
 
 def resolve_weights(weights, model_name):
-    """`weights` as a file the builders load: a published tag
-    ("imagenet", ...) or a PyTorch checkpoint becomes a converted layer-weights
-    file in Keras' cache (converting needs keras_wrn.convert, imported only
-    then, and torch for `.pth` files); anything else is returned unchanged."""
+    """`weights` as a file the builders load: keras-wrn's own trained tags
+    ("cifar10", see `keras_wrn.models.trained`) become their checked file; a
+    published tag ("imagenet", ...) or a PyTorch checkpoint becomes a
+    converted layer-weights file in Keras' cache (converting needs
+    keras_wrn.convert, imported only then, and torch for `.pth` files);
+    anything else is returned unchanged."""
+    from keras_wrn.models import trained
+
     path = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
+    if isinstance(path, str) and trained.is_trained_tag(model_name, path):
+        return trained.trained_weights_file(model_name, path)
     if isinstance(path, str) and not path.endswith((".weights.h5", ".keras", LAYER_WEIGHTS_SUFFIX)) and (
         "." not in os.path.basename(path) or path.endswith(CHECKPOINT_SUFFIXES)
     ):
@@ -193,12 +199,22 @@ def resolve_weights(weights, model_name):
     return weights
 
 
-def save_layer_weights(path, layer_weights):
-    """Writes `{layer name: [arrays]}` as a `.npz` file (atomically)."""
+def save_layer_weights(path, layer_weights, compressed=False):
+    """Writes `{layer name: [arrays]}` as a `.npz` file (atomically),
+    zip-deflated if `compressed` (slower to write, for files that are kept)."""
     flat = {f"{name}/{i}": array for name, arrays in layer_weights.items() for i, array in enumerate(arrays)}
     tmp = f"{path}.tmp.npz"
-    np.savez(tmp, **flat)
+    (np.savez_compressed if compressed else np.savez)(tmp, **flat)
     os.replace(tmp, path)
+
+
+def model_layer_weights(model, dtype=None):
+    """`{layer name: [arrays]}` of every layer of `model` that has weights,
+    cast to `dtype` (e.g. "float16" for a file half the size) if given."""
+    return {
+        layer.name: [np.asarray(w) if dtype is None else np.asarray(w).astype(dtype) for w in layer.get_weights()]
+        for layer in model.layers if layer.weights
+    }
 
 
 def read_layer_weights(path):
@@ -238,7 +254,8 @@ def assign_layer_weights(model, layer_weights, source="the checkpoint"):
         shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
         raise WeightsMismatchError(f"{source} does not fit {model.name}: {shown}")
     for layer, arrays in assignments:
-        layer.set_weights(arrays)
+        # float16 files (half the size) load into the layers' own dtypes.
+        layer.set_weights([np.asarray(a, dtype=v.dtype) for a, v in zip(arrays, layer.weights)])
 
 
 def load_weights(model, weights):

@@ -23,7 +23,9 @@ def write_metrics(path, records):
 
 def plot_curves(records, path, title=""):
     """Training loss (dashed, left axis) and test error (solid, right axis)
-    against epochs, as the paper's Figure 2. Written atomically as PNG."""
+    against epochs, as the paper's Figure 2; epochs without a test pass
+    (runs that test every few epochs) have no test point. Written
+    atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +38,9 @@ def plot_curves(records, path, title=""):
     loss_axis.set_ylabel("training loss")
     loss_axis.set_yscale("log")
     error_axis = loss_axis.twinx()
-    error_axis.plot(epochs, [100 * r["test_error"] for r in records], "-", color="tab:red", label="test error")
+    tested = [r for r in records if "test_error" in r]
+    error_axis.plot([r["epoch"] for r in tested], [100 * r["test_error"] for r in tested], "-", color="tab:red",
+                    marker="." if len(tested) < len(records) else None, label="test error")
     error_axis.set_ylabel("test error (%)")
     lines = loss_axis.get_lines() + error_axis.get_lines()
     loss_axis.legend(lines, [line.get_label() for line in lines], loc="upper right")

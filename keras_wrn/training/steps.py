@@ -4,9 +4,11 @@ by the trainer and by the benchmarks, so that what is timed is what trains."""
 
 def build_training_objects(config, spec, strategy, steps_per_epoch, zca=None):
     """(model, preprocess, optimizer, schedule) for `config` on dataset `spec`, built in
-    `strategy`'s scope: the registered model (logits), the paper's
+    `strategy`'s scope (none: the default device, any backend): the registered model (logits), the paper's
     augmentation and normalisation as a Keras model, and TorchSGD on the
     paper's step schedule (loss-scaled under mixed_float16)."""
+    import contextlib
+
     import keras
 
     from keras_wrn import data
@@ -18,7 +20,7 @@ def build_training_objects(config, spec, strategy, steps_per_epoch, zca=None):
     size, channels = spec.image_size, spec.channels
     mean, std = spec.normalization()
     schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor, steps_per_epoch)
-    with strategy.scope():
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = registry.get_model(
             config.model, num_classes=spec.num_classes, input_shape=(size, size, channels),
             classifier_activation=None,

@@ -148,3 +148,38 @@ def test_evaluation_batches_pad_to_whole_steps_with_zero_weight():
         assert len(weights) == 480  # 450 padded to a multiple of 32
         labels = np.concatenate([b[1] for b in batches])[:450]
         np.testing.assert_array_equal(labels, np.concatenate([b[1] for b in take(test.source.batch(450))]))
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def test_read_image_arrays_labels_by_sorted_class_folder(tmp_path):
+    from PIL import Image
+
+    from keras_wrn.data.datasets import read_image_arrays
+
+    write_folder(tmp_path, classes=("dog", "cat"), per_class=2, size=12)
+    Image.fromarray(np.full((20, 10, 3), 7, "uint8")).save(tmp_path / "train" / "cat" / "big.png")
+    (tmp_path / "train" / "cat" / "notes.txt").write_text("not an image")
+    images, labels = read_image_arrays(str(tmp_path), "train", image_size=12)
+    assert images.shape == (5, 12, 12, 3) and images.dtype == np.uint8 and labels.dtype == np.int32
+    assert labels.tolist() == [0, 0, 0, 1, 1]  # cat (3 files, one resized), then dog
+    with Image.open(tmp_path / "train" / "dog" / "0.png") as first_dog:
+        np.testing.assert_array_equal(images[3], np.asarray(first_dog))
+    with pytest.raises(data.DataNotFoundError, match="No validation/ folder"):
+        read_image_arrays(str(tmp_path), "validation")
+
+
+def test_cifar10_from_an_image_folder_copy(tmp_path):
+    """--data-dir may name CIFAR-10 as image files (e.g. the JPEG copy): the
+    cifar10 spec (mean/std, 32x32, augmentation) stays, only the source changes."""
+    from keras_wrn.data.datasets import is_image_folder_copy
+
+    spec = data.get_dataset_spec("cifar10")
+    write_folder(tmp_path, classes=CIFAR10_CLASSES, per_class=2, size=32)
+    assert is_image_folder_copy(spec, str(tmp_path))
+    assert not is_image_folder_copy(data.get_dataset_spec("cifar100"), str(tmp_path))
+    test = data.load_split(spec, "test", data_dir=str(tmp_path))
+    assert test.num_examples == 20 and test.class_names == list(CIFAR10_CLASSES)
+    images, labels = take(data.batches(test, 20))[0]
+    assert images.shape == (20, 32, 32, 3) and sorted(labels.tolist()) == sorted(list(range(10)) * 2)
