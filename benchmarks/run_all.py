@@ -7,6 +7,9 @@ table between the README's benchmark markers.
     python benchmarks/run_all.py --only wrn-16-4
     python benchmarks/run_all.py --table-only # rebuild the table from results/
 
+Then the settings sweeps (`keras-wrn benchmark --settings all`): the trainer's
+step under each candidate setting, each in its own process, interleaved.
+
 GPU rows come from `benchmarks/gpu_jax.py` (JAX; run it on a GPU machine
 with `--json-out benchmarks/results/gpu-<model>-b<batch>-jax.json`).
 """
@@ -35,6 +38,11 @@ MATRIX = [
     ("wrn-28-10", 128, "train,infer", True),
 ]
 
+# (model, batch, settings) of the settings sweeps. Every case holds its own
+# process and model: WRN-28-10 at batch 64 takes about 3.5 GB each, so its
+# sweep times the settings that matter there within 24 GB.
+SWEEPS = [("wrn-16-4", 64, "all"), ("wrn-28-10", 64, "default,no-xla,input-pipeline,reference")]
+
 
 def run(model, batch, parts, xla, windows, min_seconds):
     name = f"{model}-b{batch}-{'xla' if xla else 'noxla'}.json"
@@ -45,6 +53,37 @@ def run(model, batch, parts, xla, windows, min_seconds):
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     return path
+
+
+def run_sweep(model, batch, settings, windows, min_seconds):
+    path = os.path.join(RESULTS, f"settings-{model}-b{batch}.json")
+    command = [sys.executable, "-m", "keras_wrn.cli", "benchmark", "--model", model, "--batch-size", str(batch),
+               "--settings", settings, "--windows", str(windows), "--min-seconds", str(min_seconds),
+               "--json-out", path]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return path
+
+
+def settings_table(sweeps):
+    sweeps = sorted(sweeps, key=lambda r: (r["model"], r["batch_size"]))
+    names = list(dict.fromkeys(name for r in sweeps for name in r["cases"]))
+    rows = ["| setting | " + " | ".join(f"{r['model']} b{r['batch_size']}: img/s (x default, % of peak)"
+                                         for r in sweeps) + " |",
+            "|---|" + "---|" * len(sweeps)]
+    for name in names:
+        cells = []
+        for r in sweeps:
+            case = r["cases"].get(name)
+            cells.append("-" if case is None else
+                         f"{case['images_per_second']:.2f} (x{case.get('ratio_to_default', float('nan')):.2f}, "
+                         f"{100 * case['fraction_of_peak']:.0f}%)")
+        description = next(r["cases"][name]["description"] for r in sweeps if name in r["cases"])
+        rows.append(f"| `{name}`: {description} | " + " | ".join(cells) + " |")
+    versions = ", ".join(f"{k} {v}" for k, v in sweeps[0]["versions"].items())
+    rows += ["", f"{sweeps[0]['threads']} threads, matmul peak "
+                 f"{min(r['matmul_peak_gflops'] for r in sweeps):.0f} GFLOP/s; {versions}; {sweeps[0]['date']}."]
+    return "\n".join(rows)
 
 
 def table(results):
@@ -108,22 +147,31 @@ def main():
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--no-sweeps", action="store_true", help="Skip the settings sweeps.")
     args = parser.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
     if not args.table_only:
         for model, batch, parts, xla in MATRIX:
             if args.only in (None, model):
                 run(model, batch, parts, xla, args.windows, args.min_seconds)
-    results, gpu_results = [], []
+        for model, batch, settings in [] if args.no_sweeps else SWEEPS:
+            if args.only in (None, model):
+                run_sweep(model, batch, settings, args.windows, args.min_seconds)
+    results, gpu_results, sweeps = [], [], []
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
+        name = os.path.basename(path)
         with open(path) as handle:
-            (gpu_results if os.path.basename(path).startswith("gpu-") else results).append(json.load(handle))
+            (gpu_results if name.startswith("gpu-") else sweeps if name.startswith("settings-")
+             else results).append(json.load(handle))
     if results:
         text = table(results)
+        if sweeps:
+            text += ("\n\nSettings sweeps (`keras-wrn benchmark --settings all`; training, each setting in its "
+                     "own process, interleaved):\n\n" + settings_table(sweeps))
         if gpu_results:
             text += "\n\nGPU (`benchmarks/gpu_jax.py`):\n\n" + gpu_table(gpu_results)
         rewrite_readme(text)
-        print(f"README table rewritten from {len(results) + len(gpu_results)} results.")
+        print(f"README table rewritten from {len(results) + len(gpu_results) + len(sweeps)} results.")
 
 
 if __name__ == "__main__":

@@ -184,7 +184,9 @@ def _fail_cleanly(error):
               help="Split the CPU into N logical devices (mirrored training without a GPU).")
 @click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
               help="Keras dtype policy.  [default: float32]")
-@click.option("--xla/--no-xla", default=None, help="Compile the training step with XLA.")
+@click.option("--xla/--no-xla", default=None,
+              help="Compile each replica's training step with XLA.  [default: on; off for several "
+                   "replicas on CPUs, where TensorFlow's XLA cannot run]")
 @click.option("--checkpoint-steps", type=click.IntRange(min=1), help="Also checkpoint every N steps.")
 @click.option("--checkpoint-minutes", type=click.FloatRange(min=0, min_open=True),
               help="Checkpoint at least this often.  [default: 10]")
@@ -362,7 +364,8 @@ def convert_command(source, model_name, out, input_size):
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--parts", default="train,infer,latency", show_default=True,
               help="Comma-separated: train, infer, latency, savedmodel, tflite.")
-@click.option("--xla/--no-xla", default=False, show_default=True, help="Compile keras-wrn's steps with XLA.")
+@click.option("--xla/--no-xla", default=True, show_default=True,
+              help="Compile keras-wrn's steps with XLA (the trainer's default).")
 @click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]), default="float32",
               show_default=True)
 @click.option("--input-pipeline", is_flag=True, help="Feed training through keras_wrn.data's tf.data pipeline.")
@@ -372,22 +375,33 @@ def convert_command(source, model_name, out, input_size):
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Shortest timed window.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for torch and LiteRT (default: all cores).")
+@click.option("--settings", "settings",
+              help="Instead of the parts: sweep these training settings, each in its own process, "
+                   "interleaved ('all', or comma-separated names from keras_wrn.benchmark.SETTINGS).")
 @click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the result as JSON here.")
 def benchmark_command(model_name, batch_size, parts, xla, precision, input_pipeline, reference, windows,
-                      min_seconds, threads, json_out):
+                      min_seconds, threads, settings, json_out):
     """Images/s, GFLOP/s and fraction of the measured matmul peak, for
     keras-wrn and the official PyTorch WRN, interleaved (see benchmarks/)."""
-    from keras_wrn.benchmark import format_table, run_benchmark
+    from keras_wrn.benchmark import format_settings, format_table, run_benchmark, run_settings
     from keras_wrn.models.registry import UnknownModelError
 
     try:
-        result = run_benchmark(model_name, batch_size, parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
-                               xla=xla, precision=precision, input_pipeline=input_pipeline, reference=reference,
-                               windows=windows, min_seconds=min_seconds, threads=threads,
-                               log=lambda message: click.echo(message, err=True))
+        if settings:
+            names = None if settings == "all" else [n.strip() for n in settings.split(",") if n.strip()]
+            result = run_settings(model_name, batch_size, names=names, windows=windows, min_seconds=min_seconds,
+                                  threads=threads, log=lambda message: click.echo(message, err=True))
+            lines = format_settings(result)
+        else:
+            result = run_benchmark(model_name, batch_size,
+                                   parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
+                                   xla=xla, precision=precision, input_pipeline=input_pipeline,
+                                   reference=reference, windows=windows, min_seconds=min_seconds,
+                                   threads=threads, log=lambda message: click.echo(message, err=True))
+            lines = format_table(result)
     except (ValueError, UnknownModelError) as error:
         _fail_cleanly(error)
-    for line in format_table(result):
+    for line in lines:
         click.echo(line)
     if json_out:
         from keras_wrn.training.config import write_json_atomically

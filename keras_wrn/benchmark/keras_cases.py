@@ -19,7 +19,27 @@ def random_images(batch_size, image_size, channels=3, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (batch_size, image_size, image_size, channels), "uint8")
 
 
-def training_step(model_name, batch_size, *, xla=False, precision="float32", input_pipeline=False, seed=0):
+def configure_threads(inter_op=None, intra_op=None):
+    """TensorFlow's thread pools (before TensorFlow runs anything); None
+    keeps TensorFlow's choice (one thread per core in each pool)."""
+    if inter_op is None and intra_op is None:
+        return
+    import tensorflow as tf
+
+    if inter_op is not None:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    if intra_op is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+
+
+def _training_config(model_name, batch_size, precision, seed, **overrides):
+    from keras_wrn.training.config import TrainConfig
+
+    return TrainConfig.from_preset(_dataset_spec(model_name).name, model=model_name, batch_size=batch_size,
+                                   precision=precision, seed=seed, **overrides)
+
+
+def training_step(model_name, batch_size, *, xla=True, precision="float32", input_pipeline=False, seed=0):
     """One optimiser step of `keras_wrn.training` (the trainer's step: the
     paper's augmentation in the step, TorchSGD, the trainer's strategy) on
     random CIFAR-sized data; with `input_pipeline`, batches come through
@@ -28,13 +48,12 @@ def training_step(model_name, batch_size, *, xla=False, precision="float32", inp
     import tensorflow as tf
 
     from keras_wrn import data
-    from keras_wrn.training.config import TrainConfig
+    from keras_wrn.data.datasets import Split
     from keras_wrn.training.steps import build_training_objects, make_train_step
     from keras_wrn.training.strategies import make_strategy
 
     spec = _dataset_spec(model_name)
-    config = TrainConfig.from_preset(spec.name, model=model_name, batch_size=batch_size, xla=xla,
-                                     precision=precision, seed=seed)
+    config = _training_config(model_name, batch_size, precision, seed, xla=xla)
     strategy = make_strategy("auto")
     model, preprocess, optimizer, _ = build_training_objects(config, spec, strategy, steps_per_epoch=1000)
     step = make_train_step(strategy, model, preprocess, optimizer, global_batch_size=batch_size,
@@ -43,7 +62,7 @@ def training_step(model_name, batch_size, *, xla=False, precision="float32", inp
     images = random_images(batch_size * (8 if input_pipeline else 1), size, spec.channels, seed)
     labels = np.random.default_rng(seed).integers(0, spec.num_classes, len(images)).astype("int32")
     if input_pipeline:
-        split = data.Split(spec, tf.data.Dataset.from_tensor_slices((images, labels)), len(labels), [], True)
+        split = Split(spec, tf.data.Dataset.from_tensor_slices((images, labels)), len(labels), [], True)
         iterator = iter(data.batches(split, batch_size, seed=seed).repeat())
 
         def run():
@@ -54,6 +73,66 @@ def training_step(model_name, batch_size, *, xla=False, precision="float32", inp
 
         def run():
             return float(step(batch_images, batch_labels)[0])
+
+    return run
+
+
+def fit_step(model_name, batch_size, *, precision="float32", seed=0):
+    """One `train_on_batch` of `keras_wrn.training.in_memory`'s model (the
+    route for any Keras backend: JAX, PyTorch or TensorFlow; augmentation,
+    TorchSGD, XLA-compiled where the backend compiles)."""
+    import numpy as np
+
+    from keras_wrn.training.in_memory import build_fit_model
+
+    spec = _dataset_spec(model_name)
+    config = _training_config(model_name, batch_size, precision, seed)
+    trainer, _ = build_fit_model(config, spec, steps_per_epoch=1000)
+    images = random_images(batch_size, spec.image_size, spec.channels, seed)
+    labels = np.random.default_rng(seed).integers(0, spec.num_classes, batch_size).astype("int32")
+
+    def run():
+        return float(trainer.train_on_batch(images, labels, return_dict=True)["loss"])
+
+    return run
+
+
+def model_step(model_name, batch_size, *, data_format="channels_last", xla=True, seed=0):
+    """One XLA-compiled optimiser step of the bare network (forward,
+    cross-entropy, backward, TorchSGD) built in `data_format`, on normalised
+    random inputs: compares tensor layouts with all else equal. Sets Keras'
+    global image data format, so it belongs in a process of its own (the
+    settings sweep's worker)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_wrn.models import registry
+    from keras_wrn.training.optimizer import TorchSGD
+
+    keras.config.set_image_data_format(data_format)
+    keras.utils.set_random_seed(seed)
+    spec = _dataset_spec(model_name)
+    size, channels = spec.image_size, spec.channels
+    shape = (size, size, channels) if data_format == "channels_last" else (channels, size, size)
+    model = registry.get_model(model_name, num_classes=spec.num_classes, input_shape=shape,
+                               classifier_activation=None)
+    optimizer = TorchSGD(0.1, momentum=0.9, nesterov=True, l2_weight_decay=5e-4)
+    optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(seed)
+    inputs = tf.constant(rng.standard_normal((batch_size, *shape), dtype=np.float32))
+    labels = tf.constant(rng.integers(0, spec.num_classes, batch_size).astype("int32"))
+
+    @tf.function(jit_compile=xla)
+    def step(inputs, labels):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    def run():
+        return float(step(inputs, labels))
 
     return run
 
@@ -72,7 +151,7 @@ def serving_model(model_name, *, seed=0):
     return wrap(model, *spec.normalization())
 
 
-def inference_step(model_name, batch_size, *, xla=False, seed=0):
+def inference_step(model_name, batch_size, *, xla=True, seed=0):
     """The Keras model's forward pass (normalisation and softmax included)
     in a tf.function, as serving runs it."""
     import tensorflow as tf

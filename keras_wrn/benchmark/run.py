@@ -25,7 +25,7 @@ def torch_available():
     return importlib.util.find_spec("torch") is not None
 
 
-def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=False, reference=True, windows=5,
+def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=True, reference=True, windows=5,
                   min_seconds=2.0, threads=None, input_pipeline=False, precision="float32", log=print):
     """Returns a JSON-able dict of every measured case (see README, Benchmarks)."""
     import keras

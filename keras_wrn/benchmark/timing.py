@@ -3,8 +3,9 @@ max images per second. Competing implementations are interleaved window by
 window so that machine noise (+-20% on these CPUs) hits them alike.
 
 A case runs in this process (`LocalCase`) or in a worker process
-(`WorkerCase`, for the torch reference: torch's CUDA-build libraries crash
-when loaded beside TensorFlow). Only one case runs at a time either way.
+(`WorkerCase`: the torch reference, whose CUDA-build libraries crash when
+loaded beside TensorFlow, and settings fixed at process start). Only one
+case runs at a time either way.
 """
 
 import json
@@ -43,13 +44,14 @@ class LocalCase:
 
 
 class WorkerCase:
-    """A case built and timed by `python -m keras_wrn.benchmark.torch_worker`."""
+    """A case built and timed by `python -m keras_wrn.benchmark.worker`, in
+    its own process with `env` added to the environment (by default Keras
+    on its torch backend, so that TensorFlow never loads beside torch)."""
 
-    def __init__(self, **setup):
-        # Keras on its torch backend in the worker: TensorFlow never loads there.
-        self.process = subprocess.Popen([sys.executable, "-m", "keras_wrn.benchmark.torch_worker"],
+    def __init__(self, env=None, **setup):
+        self.process = subprocess.Popen([sys.executable, "-m", "keras_wrn.benchmark.worker"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        env={**os.environ, "KERAS_BACKEND": "torch"})
+                                        env={**os.environ, "KERAS_BACKEND": "torch", **(env or {})})
         self._ask({"command": "setup", **setup})
 
     def _ask(self, message):

@@ -72,7 +72,7 @@ class TrainConfig:
     tpu: str | None = None
     cpu_devices: int | None = None  # split the CPU for "mirrored" without GPUs
     precision: str = "float32"
-    xla: bool = False
+    xla: bool | None = None  # None: on wherever XLA can run (strategies.resolve_xla)
     checkpoint_steps: int | None = None  # also checkpoint every N steps
     checkpoint_minutes: float = 10.0  # and at least this often
     smoke: bool = False  # 2 epochs of 3 steps, tiny batches: seconds

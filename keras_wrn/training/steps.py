@@ -37,28 +37,42 @@ def build_training_objects(config, spec, strategy, steps_per_epoch, zca=None):
     return model, preprocess, optimizer, schedule
 
 
+def replica_function(function, xla):
+    """`function` as a per-replica tf.function, XLA-compiled when `xla`.
+
+    XLA compiles the work of one replica (as Keras' own trainer does), never
+    the `strategy.run` around it: a compiled cross-replica function cannot
+    reach the variables of the other replicas under MirroredStrategy."""
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True) if xla else function
+
+
 def make_train_step(strategy, model, preprocess, optimizer, *, global_batch_size, precision="float32",
                     xla=False):
     """A tf.function `(uint8 images, int32 labels) -> (summed loss, wrong
     predictions)` running one optimiser step on every replica: augmentation,
-    forward, cross-entropy averaged over the global batch, backward, update."""
+    forward, cross-entropy averaged over the global batch, backward, update
+    (the replica's step XLA-compiled when `xla`)."""
     import keras
     import tensorflow as tf
 
-    def train_step(images, labels):
-        def step_fn(images, labels):
-            inputs = preprocess(images, training=True)
-            with tf.GradientTape() as tape:
-                logits = tf.cast(model(inputs, training=True), tf.float32)
-                per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-                scaled = optimizer.scale_loss(loss) if precision == "mixed_float16" else loss
-            gradients = tape.gradient(scaled, model.trainable_variables)
-            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-            wrong = tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32))
-            return loss, wrong
+    def step_fn(images, labels):
+        inputs = preprocess(images, training=True)
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(inputs, training=True), tf.float32)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            scaled = optimizer.scale_loss(loss) if precision == "mixed_float16" else loss
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        wrong = tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32))
+        return loss, wrong
 
-        loss, wrong = strategy.run(step_fn, args=(images, labels))
+    replica_step = replica_function(step_fn, xla)
+
+    def train_step(images, labels):
+        loss, wrong = strategy.run(replica_step, args=(images, labels))
         return strategy.reduce("SUM", loss, axis=None), strategy.reduce("SUM", wrong, axis=None)
 
-    return tf.function(train_step, jit_compile=xla or None)
+    return tf.function(train_step)

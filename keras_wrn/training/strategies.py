@@ -84,3 +84,30 @@ def is_chief(strategy):
         and resolver.task_id == 0
         and "chief" not in resolver.cluster_spec().as_dict()
     )
+
+
+def xla_blocker(strategy):
+    """Why XLA cannot compile `strategy`'s step, or None when it can.
+
+    TensorFlow's XLA has no collectives on CPU devices and cannot reach the
+    variables of other logical CPU devices, so several replicas on CPUs
+    (mirrored over a split CPU, multi-worker on CPU hosts) run without it.
+    One device, several GPUs and TPUs compile."""
+    replicas = strategy.num_replicas_in_sync
+    devices = strategy.extended.worker_devices
+    if replicas > 1 and any("CPU" in device.upper() for device in devices):
+        return (f"TensorFlow's XLA cannot compile a step of {replicas} replicas on CPU devices "
+                f"(no XLA collectives on CPU)")
+    return None
+
+
+def resolve_xla(requested, strategy):
+    """Whether the step compiles with XLA: `requested` True/False, or None
+    for the default, on wherever XLA can run (see `xla_blocker`). Raises
+    ValueError, naming the fix, when XLA is asked for where it cannot run."""
+    blocker = xla_blocker(strategy)
+    if requested is None:
+        return blocker is None
+    if requested and blocker:
+        raise ValueError(f"--xla: {blocker}. Train without it (--no-xla), or on one device or GPUs.")
+    return bool(requested)

@@ -28,7 +28,7 @@ import sys
 import time
 
 from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig, package_versions
-from keras_wrn.training.steps import build_training_objects, make_train_step
+from keras_wrn.training.steps import build_training_objects, make_train_step, replica_function
 
 SMOKE_STEPS = 3
 SMOKE_EPOCHS = 2
@@ -137,7 +137,7 @@ def train(config, *, verbose=True):
 
     from keras_wrn import data
     from keras_wrn.models import registry
-    from keras_wrn.training.strategies import is_chief, make_strategy, split_cpu
+    from keras_wrn.training.strategies import is_chief, make_strategy, resolve_xla, split_cpu
     from keras_wrn.training import logs
 
     config.validate()
@@ -154,6 +154,7 @@ def train(config, *, verbose=True):
         split_cpu(config.cpu_devices)
     strategy = make_strategy(config.strategy, config.tpu)
     replicas = strategy.num_replicas_in_sync
+    config = dataclasses.replace(config, xla=resolve_xla(config.xla, strategy))
     batch_size = SMOKE_BATCH_PER_REPLICA * replicas if config.smoke else config.batch_size
     if batch_size % replicas:
         raise ValueError(
@@ -206,26 +207,29 @@ def train(config, *, verbose=True):
         if latest:
             checkpoint.restore(latest).expect_partial()
         start_step = int(_read(optimizer.iterations))
+        log(f"Training {config.model} on {spec.name}: {replicas} replica(s), batch {batch_size}, "
+            f"{config.precision}, XLA {'on' if config.xla else 'off'}.")
         if start_step:
             log(f"Resuming {run_dir} from step {start_step} of {total_steps}.")
 
         top5 = spec.num_classes >= 100
 
-        def eval_step(images, labels, weights):
-            def step_fn(images, labels, weights):
-                logits = tf.cast(model(preprocess(images, training=False), training=False), tf.float32)
-                per_example = keras.losses.sparse_categorical_crossentropy(
-                    labels, logits, from_logits=True)
-                wrong1 = tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32)
-                wrong5 = 1.0 - tf.cast(tf.math.in_top_k(labels, logits, 5), tf.float32) if top5 else wrong1
-                return [tf.reduce_sum(v * weights) for v in (per_example, wrong1, wrong5, tf.ones_like(weights))]
+        def eval_replica(images, labels, weights):
+            logits = tf.cast(model(preprocess(images, training=False), training=False), tf.float32)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            wrong1 = tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32)
+            wrong5 = 1.0 - tf.cast(tf.math.in_top_k(labels, logits, 5), tf.float32) if top5 else wrong1
+            return [tf.reduce_sum(v * weights) for v in (per_example, wrong1, wrong5, tf.ones_like(weights))]
 
-            values = strategy.run(step_fn, args=(images, labels, weights))
+        eval_replica = replica_function(eval_replica, config.xla)
+
+        @tf.function
+        def eval_step(images, labels, weights):
+            values = strategy.run(eval_replica, args=(images, labels, weights))
             return [strategy.reduce("SUM", v, axis=None) for v in values]
 
         train_step = make_train_step(strategy, model, preprocess, optimizer, global_batch_size=batch_size,
                                      precision=config.precision, xla=config.xla)
-        eval_step = tf.function(eval_step, jit_compile=config.xla or None)
 
         eval_examples = SMOKE_STEPS * batch_size if config.smoke else None
 

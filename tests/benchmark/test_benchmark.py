@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from keras_wrn.benchmark import run_benchmark, timing
+from keras_wrn.benchmark import SETTINGS, keras_cases, run_benchmark, run_settings, timing
 from keras_wrn.cli import main
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -59,6 +59,27 @@ def test_cli_writes_json(tmp_path):
     assert json.loads(out.read_text())["cases"]["keras_infer"]["images_per_second"] > 0
 
 
+def test_training_step_through_the_input_pipeline():
+    """The trainer's step fed by keras_wrn.data (shuffle, batch, prefetch,
+    repeating) trains: the loss stays finite and changes."""
+    step = keras_cases.training_step("wrn-16-4", 2, xla=False, input_pipeline=True)
+    losses = [step() for _ in range(3)]
+    assert all(np.isfinite(losses)) and len(set(losses)) > 1
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+def test_settings_sweep_times_every_setting_in_its_own_process():
+    names = ["default", "no-xla", "jax-fit", "model-channels-first", "reference"]
+    result = run_settings("wrn-16-4", 2, names=names, windows=1, min_seconds=0.0, log=lambda m: None)
+    assert list(result["cases"]) == names
+    default = result["cases"]["default"]["images_per_second"]
+    for name, case in result["cases"].items():
+        assert case["images_per_second"] > 0 and case["description"] == SETTINGS[name].description
+        assert case["ratio_to_default"] == pytest.approx(case["images_per_second"] / default)
+        assert case["gflops"] == pytest.approx(case["images_per_second"] * 6 * result["macs_per_image"] / 1e9)
+    json.dumps(result)
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="ImageNet model"):
         run_benchmark("wrn-50-2-bottleneck", 2, parts=("infer",), log=lambda m: None)
@@ -66,6 +87,10 @@ def test_bad_input():
         run_benchmark("wrn-16-4", 2, parts=("inference",), log=lambda m: None)
     outcome = CliRunner().invoke(main, ["benchmark", "--model", "wrn-99-1"])
     assert outcome.exit_code == 1 and "wrn-99-1" in outcome.output
+    outcome = CliRunner().invoke(main, ["benchmark", "--settings", "default,turbo"])
+    assert outcome.exit_code == 1 and "Unknown settings ['turbo']" in outcome.output
+    with pytest.raises(ValueError, match="ImageNet model"):
+        run_settings("wrn-50-2-bottleneck", 2, log=lambda m: None)
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
@@ -114,3 +139,27 @@ def test_the_reference_is_the_same_network_with_the_official_init(tmp_path):
     common.assign_layer_weights(model, to_keras_layer_weights(stored)[1])
     got = np.asarray(model(x.transpose(0, 2, 3, 1), training=False))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_run_all_renders_the_readme_tables_from_the_committed_results():
+    """benchmarks/run_all.py --table-only's rendering, on the results in the repository."""
+    import glob
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location("run_all", os.path.join(root, "benchmarks", "run_all.py"))
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    sweeps = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(run_all.RESULTS, "settings-*.json")))]
+    assert sweeps, "benchmarks/results/ holds no settings sweep"
+    text = run_all.settings_table(sweeps)
+    lines = text.splitlines()
+    assert lines[0].count("img/s (x default, % of peak)") == len(sweeps)
+    default = next(line for line in lines if line.startswith("| `default`"))
+    assert default.count("(x1.00,") == len(sweeps)
+    for sweep in sweeps:
+        for name, case in sweep["cases"].items():
+            row = next(line for line in lines if line.startswith(f"| `{name}`"))
+            assert f"{case['images_per_second']:.2f} (x{case['ratio_to_default']:.2f}," in row
+    readme = open(os.path.join(root, "README.md")).read()
+    assert text in readme, "the README's sweep table is stale: run python benchmarks/run_all.py --table-only"

@@ -43,6 +43,7 @@ def test_smoke_run_writes_a_complete_run_folder(tmp_path):
     assert [r["epoch"] for r in records] == [1, 2] and records[-1]["step"] == 6
     saved = json.load(open(os.path.join(run_dir, "config.json")))
     assert saved["config"]["dataset"] == "digits" and saved["environment"]["tensorflow"]
+    assert saved["config"]["xla"] is True  # the default, resolved: one device compiles
     assert not [f for f in os.listdir(run_dir) if ".tmp" in f]
     # Running the finished run again changes nothing and trains no more.
     again = train(TrainConfig.from_preset("digits", run_dir=run_dir, smoke=True), verbose=False)
@@ -55,7 +56,17 @@ def test_mirrored_strategy_over_two_cpu_devices(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     saved = json.load(open(tmp_path / "run" / "config.json"))
     assert saved["replicas"] == 2 and saved["global_batch_size"] == 4
+    assert saved["config"]["xla"] is False  # XLA has no collectives on CPU: off by default here
     assert metrics(tmp_path / "run")[-1]["step"] == 6
+
+
+def test_xla_asked_for_where_it_cannot_run_is_refused_before_anything_is_written(tmp_path):
+    result = run_cli("train", "--smoke", "--strategy", "mirrored", "--cpu-devices", "2", "--xla",
+                     "--run-dir", str(tmp_path / "run"))
+    assert result.returncode != 0
+    assert "XLA cannot compile a step of 2 replicas on CPU devices" in result.stderr
+    assert "--no-xla" in result.stderr and "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "run")
 
 
 def free_ports(count):

@@ -1,0 +1,120 @@
+"""The settings sweep: keras-wrn's training step under each candidate setting
+(XLA, oneDNN, thread pools, precision, input pipeline, data format, Keras
+backend) and the official PyTorch code, each in its own process, interleaved
+window by window; images/s and the ratio to the default. The defaults of
+`keras-wrn train` are the fastest settings this finds that leave results
+unchanged (README, Benchmarks)."""
+
+import dataclasses
+import datetime
+
+from keras_wrn.benchmark import timing
+from keras_wrn.benchmark.peak import machine, matmul_peak_gflops
+from keras_wrn.training.config import package_versions
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    description: str
+    kind: str = "keras_train"  # a kind of `keras_wrn.benchmark.worker.build`
+    options: dict = dataclasses.field(default_factory=dict)
+    env: dict = dataclasses.field(default_factory=dict)
+    inter_op_threads: int | None = None
+
+
+TF = {"KERAS_BACKEND": "tensorflow"}
+SETTINGS = {
+    "default": Setting("trainer step, XLA (the default)", options={"xla": True}, env=TF),
+    "no-xla": Setting("trainer step, TF graph with oneDNN kernels", options={"xla": False}, env=TF),
+    "no-xla-no-onednn": Setting("trainer step, TF graph with Eigen kernels (TF_ENABLE_ONEDNN_OPTS=0)",
+                                options={"xla": False}, env={**TF, "TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "inter-op-1": Setting("trainer step, XLA, one inter-op thread", options={"xla": True}, env=TF,
+                          inter_op_threads=1),
+    "mixed-bfloat16": Setting("trainer step, XLA, mixed_bfloat16", options={"xla": True,
+                              "precision": "mixed_bfloat16"}, env=TF),
+    "input-pipeline": Setting("trainer step, XLA, fed by keras_wrn.data (tf.data)",
+                              options={"xla": True, "input_pipeline": True}, env=TF),
+    "jax-fit": Setting("Keras fit route on JAX (in_memory.build_fit_model, jit)", kind="keras_fit",
+                       env={"KERAS_BACKEND": "jax"}),
+    "model-channels-last": Setting("bare network step, XLA, channels_last", kind="keras_model",
+                                   options={"data_format": "channels_last"}, env=TF),
+    "model-channels-first": Setting("bare network step, XLA, channels_first", kind="keras_model",
+                                    options={"data_format": "channels_first"}, env=TF),
+    "reference": Setting("the paper's official PyTorch code", kind="train"),
+}
+
+
+def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2.0, threads=None,
+                 log=print):
+    """Times `names` (default: every entry of SETTINGS) for `model_name` at
+    `batch_size`; returns a JSON-able dict (cases with images/s, GFLOP/s,
+    fraction of the matmul peak and the ratio to "default")."""
+    import os
+
+    from keras_wrn.benchmark.run import torch_available
+    from keras_wrn.models import registry
+
+    spec = registry.get_model_spec(model_name)
+    if spec.family != "cifar":
+        raise ValueError(f"The settings sweep times the CIFAR models (32x32 inputs); {model_name} is an "
+                         f"ImageNet model.")
+    names = list(names or SETTINGS)
+    unknown = [name for name in names if name not in SETTINGS]
+    if unknown:
+        raise ValueError(f"Unknown settings {unknown}; choose from {', '.join(SETTINGS)}.")
+    threads = threads or os.cpu_count()
+    note = None
+    if "reference" in names and not torch_available():
+        names.remove("reference")
+        note = "torch is not installed: no reference timings (pip install 'keras-wrn[torch]')"
+    log(f"measuring the matmul peak ({threads} threads)...")
+    peak = matmul_peak_gflops()
+    cases = {}
+    try:
+        for name in names:
+            setting = SETTINGS[name]
+            log(f"starting {name}: {setting.description}")
+            if setting.kind in ("train", "infer"):
+                cases[name] = timing.WorkerCase(kind=setting.kind, depth=spec.kwargs["depth"], k=spec.kwargs["k"],
+                                                num_classes=10, batch_size=batch_size, threads=threads)
+            else:
+                cases[name] = timing.WorkerCase(env=setting.env, kind=setting.kind, model=model_name,
+                                                batch_size=batch_size, options=setting.options,
+                                                inter_op_threads=setting.inter_op_threads)
+    except BaseException:
+        for case in cases.values():
+            case.close()
+        raise
+    log(f"timing {', '.join(names)} ...")
+    measured = timing.interleaved(cases, windows=windows, min_seconds=min_seconds)
+    flops_per_image = 3 * 2 * spec.macs  # forward + backward (twice the forward)
+    default_rate = measured["default"]["images_per_second"] if "default" in measured else None
+    for name, summary in measured.items():
+        summary["description"] = SETTINGS[name].description
+        summary["gflops"] = summary["images_per_second"] * flops_per_image / 1e9
+        summary["fraction_of_peak"] = summary["gflops"] / peak
+        if default_rate:
+            summary["ratio_to_default"] = summary["images_per_second"] / default_rate
+    result = {
+        "sweep": "settings", "model": model_name, "batch_size": batch_size, "threads": threads,
+        "macs_per_image": spec.macs, "matmul_peak_gflops": peak, "machine": machine(),
+        "versions": package_versions("torch", "jax", "numpy"), "date": datetime.date.today().isoformat(),
+        "cases": measured,
+    }
+    if note:
+        result["note"] = note
+    return result
+
+
+def format_settings(result):
+    """Plain-text lines of one sweep."""
+    lines = [f"{result['model']}, batch {result['batch_size']}, training step, {result['threads']} threads, "
+             f"matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s"]
+    for name, case in result["cases"].items():
+        ratio = case.get("ratio_to_default")
+        lines.append(f"  {name:22s} {case['images_per_second']:8.2f} img/s (min {case['images_per_second_min']:.2f}, "
+                     f"max {case['images_per_second_max']:.2f})  {100 * case['fraction_of_peak']:5.1f}% of peak"
+                     + (f"  x{ratio:.2f} of default" if ratio else "") + f"  {case['description']}")
+    if result.get("note"):
+        lines.append(f"  note: {result['note']}")
+    return lines
