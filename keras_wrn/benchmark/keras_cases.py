@@ -19,17 +19,14 @@ def random_images(batch_size, image_size, channels=3, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (batch_size, image_size, image_size, channels), "uint8")
 
 
-def configure_threads(inter_op=None, intra_op=None):
-    """TensorFlow's thread pools (before TensorFlow runs anything); None
-    keeps TensorFlow's choice (one thread per core in each pool)."""
-    if inter_op is None and intra_op is None:
+def configure_threads(inter_op=None):
+    """TensorFlow's inter-op thread pool (before TensorFlow runs anything);
+    None keeps TensorFlow's choice (one thread per core)."""
+    if inter_op is None:
         return
     import tensorflow as tf
 
-    if inter_op is not None:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-    if intra_op is not None:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
 
 
 def _training_config(model_name, batch_size, precision, seed, **overrides):
@@ -98,41 +95,41 @@ def fit_step(model_name, batch_size, *, precision="float32", seed=0):
 
 
 def model_step(model_name, batch_size, *, data_format="channels_last", xla=True, seed=0):
-    """One XLA-compiled optimiser step of the bare network (forward,
-    cross-entropy, backward, TorchSGD) built in `data_format`, on normalised
-    random inputs: compares tensor layouts with all else equal. Sets Keras'
-    global image data format, so it belongs in a process of its own (the
-    settings sweep's worker)."""
+    """The trainer's step (`training.steps.make_train_step`, TorchSGD) with
+    the network built in `data_format` and normalisation only in front (no
+    augmentation, which works on channels_last images), then a transpose
+    for channels_first: compares tensor layouts with all else equal. Sets
+    Keras' global image data format, so it belongs in a process of its own
+    (the settings sweep's worker)."""
     import keras
     import numpy as np
     import tensorflow as tf
 
+    from keras_wrn import data
     from keras_wrn.models import registry
     from keras_wrn.training.optimizer import TorchSGD
+    from keras_wrn.training.steps import make_train_step
+    from keras_wrn.training.strategies import make_strategy
 
     keras.config.set_image_data_format(data_format)
     keras.utils.set_random_seed(seed)
     spec = _dataset_spec(model_name)
     size, channels = spec.image_size, spec.channels
-    shape = (size, size, channels) if data_format == "channels_last" else (channels, size, size)
-    model = registry.get_model(model_name, num_classes=spec.num_classes, input_shape=shape,
-                               classifier_activation=None)
+    first = data_format == "channels_first"
+    model = registry.get_model(model_name, num_classes=spec.num_classes, classifier_activation=None,
+                               input_shape=(channels, size, size) if first else (size, size, channels))
+    preprocess = data.preprocessor(*spec.normalization())
+    if first:
+        preprocess.add(keras.layers.Permute((3, 1, 2), name="to_channels_first"))
     optimizer = TorchSGD(0.1, momentum=0.9, nesterov=True, l2_weight_decay=5e-4)
     optimizer.build(model.trainable_variables)
-    rng = np.random.default_rng(seed)
-    inputs = tf.constant(rng.standard_normal((batch_size, *shape), dtype=np.float32))
-    labels = tf.constant(rng.integers(0, spec.num_classes, batch_size).astype("int32"))
-
-    @tf.function(jit_compile=xla)
-    def step(inputs, labels):
-        with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        return loss
+    strategy = make_strategy("one-device")
+    step = make_train_step(strategy, model, preprocess, optimizer, global_batch_size=batch_size, xla=xla)
+    images = tf.constant(random_images(batch_size, size, channels, seed))
+    labels = tf.constant(np.random.default_rng(seed).integers(0, spec.num_classes, batch_size).astype("int32"))
 
     def run():
-        return float(step(inputs, labels))
+        return float(step(images, labels)[0])
 
     return run
 

@@ -25,6 +25,12 @@ def torch_available():
     return importlib.util.find_spec("torch") is not None
 
 
+def reference_case(kind, model_spec, batch_size, threads):
+    """The official PyTorch code ("train" or "infer") for a CIFAR model, in its worker process."""
+    return timing.WorkerCase(kind=kind, depth=model_spec.kwargs["depth"], k=model_spec.kwargs["k"],
+                             num_classes=10, batch_size=batch_size, threads=threads)
+
+
 def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=True, reference=True, windows=5,
                   min_seconds=2.0, threads=None, input_pipeline=False, precision="float32", log=print):
     """Returns a JSON-able dict of every measured case (see README, Benchmarks)."""
@@ -39,7 +45,6 @@ def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=True, reference=Tr
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"Unknown benchmark parts {sorted(unknown)}; choose from {PARTS}.")
-    depth, k = spec.kwargs["depth"], spec.kwargs["k"]
     threads = threads or os.cpu_count()
     macs = spec.macs
     log(f"measuring the matmul peak ({threads} threads)...")
@@ -55,7 +60,7 @@ def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=True, reference=Tr
         result["note"] = "torch is not installed: no reference timings (pip install 'keras-wrn[torch]')"
 
     def torch_case(kind, batch):
-        return timing.WorkerCase(kind=kind, depth=depth, k=k, num_classes=10, batch_size=batch, threads=threads)
+        return reference_case(kind, spec, batch, threads)
 
     def measure(group, cases, flops_per_image):
         log(f"timing {', '.join(cases)} ...")

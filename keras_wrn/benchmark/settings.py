@@ -36,10 +36,10 @@ SETTINGS = {
                               options={"xla": True, "input_pipeline": True}, env=TF),
     "jax-fit": Setting("Keras fit route on JAX (in_memory.build_fit_model, jit)", kind="keras_fit",
                        env={"KERAS_BACKEND": "jax"}),
-    "model-channels-last": Setting("bare network step, XLA, channels_last", kind="keras_model",
-                                   options={"data_format": "channels_last"}, env=TF),
-    "model-channels-first": Setting("bare network step, XLA, channels_first", kind="keras_model",
-                                    options={"data_format": "channels_first"}, env=TF),
+    "model-channels-last": Setting("trainer step without augmentation, XLA, channels_last",
+                                   kind="keras_model", options={"data_format": "channels_last"}, env=TF),
+    "model-channels-first": Setting("trainer step without augmentation, XLA, channels_first",
+                                    kind="keras_model", options={"data_format": "channels_first"}, env=TF),
     "reference": Setting("the paper's official PyTorch code", kind="train"),
 }
 
@@ -51,7 +51,7 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
     fraction of the matmul peak and the ratio to "default")."""
     import os
 
-    from keras_wrn.benchmark.run import torch_available
+    from keras_wrn.benchmark.run import reference_case, torch_available
     from keras_wrn.models import registry
 
     spec = registry.get_model_spec(model_name)
@@ -75,8 +75,7 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
             setting = SETTINGS[name]
             log(f"starting {name}: {setting.description}")
             if setting.kind in ("train", "infer"):
-                cases[name] = timing.WorkerCase(kind=setting.kind, depth=spec.kwargs["depth"], k=spec.kwargs["k"],
-                                                num_classes=10, batch_size=batch_size, threads=threads)
+                cases[name] = reference_case(setting.kind, spec, batch_size, threads)
             else:
                 cases[name] = timing.WorkerCase(env=setting.env, kind=setting.kind, model=model_name,
                                                 batch_size=batch_size, options=setting.options,

@@ -27,7 +27,7 @@ def build(message):
                 "keras_fit": keras_cases.fit_step, "keras_model": keras_cases.model_step}
     if kind not in builders:
         raise KeyError(f"unknown case kind {kind!r}")
-    keras_cases.configure_threads(message.get("inter_op_threads"), message.get("intra_op_threads"))
+    keras_cases.configure_threads(message.get("inter_op_threads"))
     return builders[kind](message["model"], batch_size, **message.get("options", {})), batch_size
 
 

@@ -13,7 +13,6 @@ import hashlib
 import os
 
 
-
 class TrainedWeightsError(ValueError):
     """Trained weights that are missing or do not match their record."""
 
