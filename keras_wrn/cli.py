@@ -1,8 +1,12 @@
 """The `keras-wrn` command line.
 
 Each command turns its options into arguments and calls one function of the
-package; the logic lives in the package, not here. Heavy imports (Keras) are
-made inside the commands so that `keras-wrn --help` stays fast.
+package; the logic lives in the package, not here. The choices come from the
+package's own constants, read from modules that load no backend, and Keras
+is imported inside the commands that build models, so `keras-wrn --help`
+and `keras-wrn models` load neither TensorFlow nor JAX. Errors keras-wrn
+raises (`KerasWRNError`) end as one line; the frameworks' log lines are
+filtered out unless `--verbose` (`keras_wrn.framework_logs`).
 """
 
 import json
@@ -13,68 +17,55 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from keras_wrn import __version__
+from keras_wrn import __version__, framework_logs
+from keras_wrn.errors import KerasWRNError
+from keras_wrn.export import FORMATS
+from keras_wrn.export.tflite import QUANTIZATIONS
+from keras_wrn.models import registry
+from keras_wrn.training.config import PRECISIONS, STRATEGIES
+from keras_wrn.training.evaluate import WEIGHT_CHOICES
 
 DATASET_COLUMNS = (("cifar10", "C-10"), ("cifar100", "C-100"), ("svhn", "SVHN"))
 
 
-def _registry():
-    from keras_wrn.models import registry
-
-    return registry
-
-
 def _spec_or_fail(name):
-    registry = _registry()
     try:
         return registry.get_model_spec(name)
     except registry.UnknownModelError as error:
         raise click.BadParameter(str(error), param_hint="NAME") from None
 
 
-def _spec_record(spec):
-    return {
-        "name": spec.name,
-        "family": spec.family,
-        "description": spec.description,
-        "input_size": spec.input_size,
-        "num_classes": spec.num_classes,
-        "params": spec.params,
-        "macs": spec.macs,
-        "paper": [
-            {
-                "dataset": r.dataset,
-                "error": r.error,
-                "top5_error": r.top5_error,
-                "table": r.table,
-                "note": r.note,
-            }
-            for r in spec.paper
-        ],
-    }
-
-
 def _error_cell(spec, dataset):
-    for result in spec.paper:
-        if result.dataset == dataset:
-            if result.top5_error is not None:
-                return f"{result.error:g}/{result.top5_error:g}"
-            return f"{result.error:g}"
-    return ""
+    result = spec.paper_result(dataset)
+    if result is None:
+        return ""
+    return f"{result.error:g}" + (f"/{result.top5_error:g}" if result.top5_error is not None else "")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="keras-wrn")
-def main():
+@click.option("--verbose", is_flag=True, envvar=framework_logs.VERBOSE_ENV,
+              help=f"Show TensorFlow's, absl's and XLA's log lines (or set {framework_logs.VERBOSE_ENV}=1).")
+def main(verbose):
     """Wide Residual Networks for Keras 3 (Zagoruyko & Komodakis, 2016).
 
     Set the Keras backend with the KERAS_BACKEND environment variable
     (tensorflow, jax or torch).
     """
+    if not verbose:
+        framework_logs.quiet(filter_stderr=False)
+
+
+def run():
+    """The `keras-wrn` executable: `main` with the frameworks' log lines
+    filtered from standard error (before any of them can be written)."""
+    if not framework_logs.verbose_requested():
+        framework_logs.quiet()
+    main()
 
 
 @main.command("models")
-@click.option("--family", type=click.Choice(["cifar", "imagenet"]), help="Only this family.")
+@click.option("--family", type=click.Choice(registry.FAMILIES), help="Only this family.")
 @click.option("--filter", "pattern", metavar="PATTERN", help="Shell-style name filter, e.g. 'wrn-28-*'.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models_command(family, pattern, as_json):
@@ -85,10 +76,9 @@ def models_command(family, pattern, as_json):
     weights (10 classes for CIFAR models, 1000 for ImageNet); GMACs per
     image at 32x32 (CIFAR) or 224x224 (ImageNet).
     """
-    registry = _registry()
     specs = [registry.get_model_spec(n) for n in registry.list_models(pattern, family)]
     if as_json:
-        click.echo(json.dumps([_spec_record(s) for s in specs], indent=2))
+        click.echo(json.dumps([s.to_dict() for s in specs], indent=2))
         return
     if not specs:
         raise click.ClickException(
@@ -129,10 +119,10 @@ def summary_command(name, num_classes, input_size, as_json):
         overrides["input_shape"] = common.default_input_shape(input_size)
     try:
         model = spec.build(**overrides)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+    except KerasWRNError as error:
+        _fail_cleanly(error)
     record = {
-        **_spec_record(spec),
+        **spec.to_dict(),
         "model_name": model.name,
         "built_params": count_params(model),
         "built_macs": count_macs(model),
@@ -177,13 +167,13 @@ def _fail_cleanly(error):
 @click.option("--seed", type=int, help="Random seed (data order, augmentation, init).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; default runs/DATASET-MODEL.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
-@click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored", "multi-worker", "tpu"]),
+@click.option("--strategy", type=click.Choice(STRATEGIES),
               help="tf.distribute strategy; multi-worker reads TF_CONFIG.  [default: auto]")
 @click.option("--tpu", help="TPU name or address for --strategy tpu.")
 @click.option("--cpu-devices", type=click.IntRange(min=1),
               help="Split the CPU into N logical devices (mirrored training without a GPU).")
-@click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
-              help="Keras dtype policy.  [default: float32]")
+@click.option("--precision", type=click.Choice(PRECISIONS),
+              help=f"Keras dtype policy.  [default: {PRECISIONS[0]}]")
 @click.option("--xla/--no-xla", default=None,
               help="Compile each replica's training step with XLA.  [default: on; off for several "
                    "replicas on CPUs, where TensorFlow's XLA cannot run]")
@@ -200,8 +190,6 @@ def train_command(lr_boundaries, **options):
     with the same command), best/last weights, metrics.jsonl, TensorBoard
     logs, curves.png and the final model.keras.
     """
-    from keras_wrn.data import DataNotFoundError
-    from keras_wrn.models.registry import UnknownModelError
     from keras_wrn.training.config import TrainConfig
     from keras_wrn.training.trainer import train
 
@@ -213,7 +201,7 @@ def train_command(lr_boundaries, **options):
                                      param_hint="--lr-boundaries") from None
     try:
         result = train(TrainConfig.from_preset(options.pop("dataset"), **options))
-    except (ValueError, KeyError, DataNotFoundError, UnknownModelError) as error:
+    except KerasWRNError as error:
         _fail_cleanly(error)
     click.echo(
         f"Done: {result.steps} steps, final learning rate {result.learning_rate:.6g}, "
@@ -226,19 +214,18 @@ def train_command(lr_boundaries, **options):
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--dataset", help="Dataset to test on (default: the run's).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
-@click.option("--weights", type=click.Choice(["final", "best", "last"]), default="final", show_default=True,
+@click.option("--weights", type=click.Choice(WEIGHT_CHOICES), default="final", show_default=True,
               help="For a run folder: model.keras, best.weights.h5 or last.weights.h5.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
     """Test error of TARGET (a run folder or a .keras file), in the paper's terms."""
-    from keras_wrn.data import DataNotFoundError
     from keras_wrn.training.evaluate import evaluate
 
     try:
         result = evaluate(target, dataset=dataset, data_dir=data_dir, weights=weights,
                           batch_size=batch_size)
-    except (ValueError, KeyError, FileNotFoundError, DataNotFoundError) as error:
+    except KerasWRNError as error:
         _fail_cleanly(error)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -255,16 +242,16 @@ def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
 
 @main.command("export")
 @click.argument("target", type=click.Path(exists=True))
-@click.option("--format", "export_format", type=click.Choice(["savedmodel", "tflite"]), default="savedmodel",
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default=FORMATS[0],
               show_default=True, help="SavedModel in TF Serving's versioned layout, or a .tflite file.")
-@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none",
+@click.option("--quantize", type=click.Choice(QUANTIZATIONS), default=QUANTIZATIONS[0],
               show_default=True, help="TFLite quantisation (int8: full-integer, calibrated on training images).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Export folder (TF Serving's --model_base_path); default exported/DATASET-MODEL.")
 @click.option("--version", "version", type=click.IntRange(min=1),
               help="SavedModel version number (default: the next free one; never overwrites).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing .tflite file of the same quantisation.")
-@click.option("--weights", type=click.Choice(["final", "best", "last"]), default="final", show_default=True,
+@click.option("--weights", type=click.Choice(WEIGHT_CHOICES), default="final", show_default=True,
               help="For a run folder: model.keras, best.weights.h5 or last.weights.h5.")
 @click.option("--dataset", help="Dataset of a .keras TARGET (normalisation, class names, test images).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
@@ -279,8 +266,7 @@ def export_command(target, export_format, quantize, out, version, overwrite, wei
     tolerance fails and writes nothing. A model card (model_card.json,
     MODEL_CARD.md) beside the export records the figures.
     """
-    from keras_wrn.data import DataNotFoundError
-    from keras_wrn.export import ExportError, ExportVerificationError, export_savedmodel, export_tflite
+    from keras_wrn.export import export_savedmodel, export_tflite
     from keras_wrn.export.source import load_source
 
     if export_format == "savedmodel" and quantize != "none":
@@ -295,8 +281,7 @@ def export_command(target, export_format, quantize, out, version, overwrite, wei
         else:
             export_tflite(target, out, quantize=quantize, overwrite=overwrite, max_examples=max_examples,
                           source=source)
-    except (ValueError, KeyError, FileNotFoundError, DataNotFoundError, ExportError,
-            ExportVerificationError) as error:
+    except KerasWRNError as error:
         _fail_cleanly(error)
 
 
@@ -310,13 +295,12 @@ def export_command(target, export_format, quantize, out, version, overwrite, wei
 def predict_command(model, images, top_k, dataset, data_dir, as_json):
     """Classify IMAGES (JPEG, PNG, GIF, BMP) with MODEL: a run folder, a .keras
     file, a SavedModel (version folder or base path) or a .tflite file."""
-    from keras_wrn.data import DataNotFoundError
-    from keras_wrn.export import ExportError, load_predictor
+    from keras_wrn.export import load_predictor
 
     try:
         predictor = load_predictor(model, dataset=dataset, data_dir=data_dir)
         results = predictor.top_k(images, k=top_k)
-    except (ValueError, KeyError, FileNotFoundError, DataNotFoundError, ExportError) as error:
+    except KerasWRNError as error:
         _fail_cleanly(error)
     if as_json:
         click.echo(json.dumps({"model": predictor.path, "format": predictor.kind, "results": results}, indent=2))
@@ -345,13 +329,11 @@ def convert_command(source, model_name, out, input_size):
     safetensors); every tensor that is unmapped, missing or mis-shaped is
     reported by name.
     """
-    from keras_wrn.convert import CheckpointError, ConversionError, convert_checkpoint
-    from keras_wrn.models.common import WeightsMismatchError
-    from keras_wrn.models.registry import UnknownModelError
+    from keras_wrn.convert import convert_checkpoint
 
     try:
         _, report = convert_checkpoint(source, model_name, out, input_size=input_size)
-    except (CheckpointError, ConversionError, WeightsMismatchError, UnknownModelError, ValueError) as error:
+    except KerasWRNError as error:
         _fail_cleanly(error)
     click.echo(f"Converted {report['tensors']} tensors of the {report['layout']} checkpoint into "
                f"{report['layers']} layers of {report['model']}"
@@ -366,8 +348,7 @@ def convert_command(source, model_name, out, input_size):
               help="Comma-separated: train, infer, latency, savedmodel, tflite.")
 @click.option("--xla/--no-xla", default=True, show_default=True,
               help="Compile keras-wrn's steps with XLA (the trainer's default).")
-@click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]), default="float32",
-              show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default=PRECISIONS[0], show_default=True)
 @click.option("--input-pipeline", is_flag=True, help="Feed training through keras_wrn.data's tf.data pipeline.")
 @click.option("--reference/--no-reference", default=True, show_default=True,
               help="Also time the paper's official PyTorch code (needs torch).")
@@ -384,7 +365,6 @@ def benchmark_command(model_name, batch_size, parts, xla, precision, input_pipel
     """Images/s, GFLOP/s and fraction of the measured matmul peak, for
     keras-wrn and the official PyTorch WRN, interleaved (see benchmarks/)."""
     from keras_wrn.benchmark import format_settings, format_table, run_benchmark, run_settings
-    from keras_wrn.models.registry import UnknownModelError
 
     try:
         if settings:
@@ -399,7 +379,7 @@ def benchmark_command(model_name, batch_size, parts, xla, precision, input_pipel
                                    reference=reference, windows=windows, min_seconds=min_seconds,
                                    threads=threads, log=lambda message: click.echo(message, err=True))
             lines = format_table(result)
-    except (ValueError, UnknownModelError) as error:
+    except KerasWRNError as error:
         _fail_cleanly(error)
     for line in lines:
         click.echo(line)
@@ -410,4 +390,4 @@ def benchmark_command(model_name, batch_size, parts, xla, precision, input_pipel
 
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     import keras, keras_wrn
     from keras_wrn.models import common
     results = {}
-    for name in keras_wrn.list_models():
+    for name in sys.argv[1:] or keras_wrn.list_models():
         spec = keras_wrn.get_model_spec(name)
         size = 32 if spec.family == "imagenet" else 8
         model = keras_wrn.get_model(
@@ -54,26 +54,21 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run_backend(backend):
+# One model per builder path (dropout, a Table 2 block type, a Table 3
+# deepening factor, the ImageNet basic-block family) for the fast tier.
+FEW = ["wrn-16-4-dropout", "wrn-22-2-b313", "wrn-40-2-l3", "wrn-18-1"]
+
+
+def run_backend(backend, names=()):
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=900
+        [sys.executable, "-c", SCRIPT, *names], capture_output=True, text=True, env=env, timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize(
-    "backend, module",
-    [
-        pytest.param("jax", "jax"),
-        pytest.param("torch", "torch"),
-    ],
-)
-def test_models_run_without_tensorflow(backend, module):
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not installed (pip install 'keras-wrn[{module}]')")
-    report = run_backend(backend)
+def check_report(report, backend, names):
     assert report["backend"] == backend
     assert not report["tensorflow_imported"]
     assert report["loss"] > 0
@@ -82,12 +77,29 @@ def test_models_run_without_tensorflow(backend, module):
 
     # The same architecture on every backend: with the registry's classifier
     # width instead of 3 classes, each count is the pinned one.
-    assert set(report["params"]) == set(keras_wrn.list_models())
+    assert set(report["params"]) == set(names)
     for name, (params, features) in report["params"].items():
         spec = keras_wrn.get_model_spec(name)
         assert params + (spec.num_classes - 3) * (features + 1) == spec.params, name
 
 
+def test_a_model_of_each_builder_path_runs_under_jax_without_tensorflow():
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (pip install 'keras-wrn[jax]')")
+    check_report(run_backend("jax", FEW), "jax", FEW)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_every_model_runs_without_tensorflow(backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install 'keras-wrn[{backend}]')")
+    import keras_wrn
+
+    check_report(run_backend(backend), backend, keras_wrn.list_models())
+
+
+@pytest.mark.slow
 def test_training_recipe_runs_under_jax_from_in_memory_arrays():
     """TorchSGD, the step schedule and the augmentation layers, under JAX."""
     if importlib.util.find_spec("jax") is None:

@@ -64,3 +64,26 @@ def test_installed_console_script():
         env={**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")},
     )
     assert keras_wrn.__version__ in result.stdout
+
+
+@pytest.mark.skipif(SCRIPT is None, reason="keras-wrn is not installed (pip install -e .)")
+@pytest.mark.parametrize("args", [["--help"], ["models"], ["train", "--help"]])
+def test_help_and_models_load_no_backend_and_print_no_framework_logs(args):
+    result = subprocess.run(
+        [SCRIPT, *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPROFILEIMPORTTIME": "1"},
+    )
+    assert result.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"keras", "tensorflow", "jax", "torch"}
+    assert not [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert "Usage:" in result.stdout or "wrn-28-10" in result.stdout
+
+
+def test_choices_come_from_the_library():
+    from keras_wrn.export.tflite import QUANTIZATIONS
+    from keras_wrn.training.config import PRECISIONS, STRATEGIES
+
+    text = run("train", "--help").output + run("export", "--help").output
+    for choice in (*STRATEGIES, *PRECISIONS, *QUANTIZATIONS):
+        assert choice in text

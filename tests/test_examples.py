@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each example trains or builds for real
+
 ROOT = pathlib.Path(__file__).parents[1]
 # Examples that need a dataset on disk have their own test below.
 NEEDS_DATA = {"train_cifar10_in_memory.py"}

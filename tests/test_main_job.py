@@ -12,6 +12,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the whole README job: minutes
+
 SCRIPT = shutil.which("keras-wrn", path=os.path.dirname(sys.executable)) or shutil.which("keras-wrn")
 README_PROMISE_SECONDS = 5 * 60  # README: "about 2 minutes"; generous for a busy CI machine
 

@@ -8,6 +8,7 @@ import os
 
 from keras_wrn.benchmark import keras_cases, timing
 from keras_wrn.benchmark.peak import machine, matmul_peak_gflops
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training.config import package_versions
 
 PARTS = ("train", "infer", "latency", "savedmodel", "tflite")
@@ -40,11 +41,11 @@ def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=True, reference=Tr
 
     spec = registry.get_model_spec(model_name)
     if spec.family != "cifar":
-        raise ValueError(f"The benchmark times the CIFAR models (32x32 inputs) against the official "
+        raise InvalidArgumentError(f"The benchmark times the CIFAR models (32x32 inputs) against the official "
                          f"CIFAR code; {model_name} is an ImageNet model.")
     unknown = set(parts) - set(PARTS)
     if unknown:
-        raise ValueError(f"Unknown benchmark parts {sorted(unknown)}; choose from {PARTS}.")
+        raise InvalidArgumentError(f"Unknown benchmark parts {sorted(unknown)}; choose from {PARTS}.")
     threads = threads or os.cpu_count()
     macs = spec.macs
     log(f"measuring the matmul peak ({threads} threads)...")

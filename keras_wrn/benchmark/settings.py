@@ -10,6 +10,7 @@ import datetime
 
 from keras_wrn.benchmark import timing
 from keras_wrn.benchmark.peak import machine, matmul_peak_gflops
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training.config import package_versions
 
 
@@ -56,12 +57,12 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
 
     spec = registry.get_model_spec(model_name)
     if spec.family != "cifar":
-        raise ValueError(f"The settings sweep times the CIFAR models (32x32 inputs); {model_name} is an "
+        raise InvalidArgumentError(f"The settings sweep times the CIFAR models (32x32 inputs); {model_name} is an "
                          f"ImageNet model.")
     names = list(names or SETTINGS)
     unknown = [name for name in names if name not in SETTINGS]
     if unknown:
-        raise ValueError(f"Unknown settings {unknown}; choose from {', '.join(SETTINGS)}.")
+        raise InvalidArgumentError(f"Unknown settings {unknown}; choose from {', '.join(SETTINGS)}.")
     threads = threads or os.cpu_count()
     note = None
     if "reference" in names and not torch_available():

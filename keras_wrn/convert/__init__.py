@@ -6,7 +6,18 @@ Files are read without executing code (safetensors, or torch's
 only then.
 """
 
-from keras_wrn.convert.checkpoint import CheckpointError, read_state_dict
-from keras_wrn.convert.convert import convert_checkpoint
-from keras_wrn.convert.mapping import ConversionError, detect_layout, to_keras_layer_weights
-from keras_wrn.convert.pretrained import PRETRAINED, PretrainedWeightsError, PublishedWeights
+from keras_wrn._lazy import lazy_exports
+
+_EXPORTS = {
+    "CheckpointError": "checkpoint",
+    "read_state_dict": "checkpoint",
+    "convert_checkpoint": "convert",
+    "ConversionError": "mapping",
+    "detect_layout": "mapping",
+    "to_keras_layer_weights": "mapping",
+    "PRETRAINED": "pretrained",
+    "PretrainedWeightsError": "pretrained",
+    "PublishedWeights": "pretrained",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,6 +8,7 @@ result is a flat `{name: float32 numpy array}`.
 
 import os
 
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models.common import CHECKPOINT_SUFFIXES
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -19,7 +20,7 @@ PREFIXES = ("module.", "model.")
 TORCH_INSTALL = "pip install torch==2.14.1 torchvision==0.29.1 (CPU wheels; or the build for your machine)"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InvalidArgumentError):
     """A checkpoint cannot be read or converted; the message says why."""
 
 

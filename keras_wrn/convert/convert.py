@@ -5,6 +5,7 @@ import os
 
 from keras_wrn.convert.checkpoint import read_state_dict
 from keras_wrn.convert.mapping import to_keras_layer_weights
+from keras_wrn.errors import InvalidArgumentError
 
 
 def convert_checkpoint(source, model_name, out=None, *, input_size=None):
@@ -21,7 +22,7 @@ def convert_checkpoint(source, model_name, out=None, *, input_size=None):
 
     spec = registry.get_model_spec(model_name)
     if out is not None and not os.fspath(out).endswith(".keras"):
-        raise ValueError(f"--out must be a .keras file. Received: {out!r}")
+        raise InvalidArgumentError(f"--out must be a .keras file. Received: {out!r}")
     state = read_state_dict(source)
     layout, layer_weights = to_keras_layer_weights(state)
     overrides = {}

@@ -23,11 +23,13 @@ import re
 
 import numpy as np
 
+from keras_wrn.errors import InvalidArgumentError
+
 BN_EPSILON = 1e-5  # keras_wrn's and Torch's
 BN_ATTRIBUTES = ("weight", "bias", "running_mean", "running_var")
 
 
-class ConversionError(ValueError):
+class ConversionError(InvalidArgumentError):
     """Tensors that could not be mapped, or do not fit; every one is named."""
 
 

@@ -16,6 +16,7 @@ import os
 
 from keras_wrn.convert.checkpoint import CHECKPOINT_SUFFIXES, CheckpointError, read_state_dict
 from keras_wrn.convert.mapping import to_keras_layer_weights
+from keras_wrn.errors import InvalidArgumentError
 
 CACHE_SUBDIR = os.path.join("models", "keras_wrn")
 
@@ -67,7 +68,7 @@ PRETRAINED = {
 }
 
 
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(InvalidArgumentError):
     """Published weights cannot be had; the message says how to pass a file."""
 
 

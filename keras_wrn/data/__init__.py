@@ -4,15 +4,24 @@
 tensorflow-datasets) only inside the functions that need them.
 """
 
-from keras_wrn.data.augment import RandomReflectCrop, ZCAWhitening, fit_zca, preprocessor
-from keras_wrn.data.datasets import (
-    DATASETS,
-    DEFAULT_DATASET,
-    DataNotFoundError,
-    DatasetSpec,
-    UnknownDatasetError,
-    get_dataset_spec,
-    list_datasets,
-    load_split,
-)
-from keras_wrn.data.pipeline import batches, evaluation_batches, steps_per_epoch
+from keras_wrn._lazy import lazy_exports
+
+_EXPORTS = {
+    "RandomReflectCrop": "augment",
+    "ZCAWhitening": "augment",
+    "fit_zca": "augment",
+    "preprocessor": "augment",
+    "DATASETS": "datasets",
+    "DEFAULT_DATASET": "datasets",
+    "DataNotFoundError": "datasets",
+    "DatasetSpec": "datasets",
+    "UnknownDatasetError": "datasets",
+    "get_dataset_spec": "datasets",
+    "list_datasets": "datasets",
+    "load_split": "datasets",
+    "batches": "pipeline",
+    "evaluation_batches": "pipeline",
+    "steps_per_epoch": "pipeline",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

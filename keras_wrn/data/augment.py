@@ -9,6 +9,8 @@ arrive as uint8 or float pixels on the 0-255 scale, channels_last.
 import keras
 from keras import layers, ops
 
+from keras_wrn.errors import InvalidArgumentError
+
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
 class RandomReflectCrop(layers.Layer):
@@ -25,7 +27,7 @@ class RandomReflectCrop(layers.Layer):
     def __init__(self, padding=4, seed=None, **kwargs):
         super().__init__(**kwargs)
         if padding < 1:
-            raise ValueError(f"padding must be >= 1. Received: padding={padding!r}")
+            raise InvalidArgumentError(f"padding must be >= 1. Received: padding={padding!r}")
         self.padding = int(padding)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)

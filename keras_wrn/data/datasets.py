@@ -11,6 +11,8 @@ import dataclasses
 import os
 from typing import Callable
 
+from keras_wrn.errors import InvalidArgumentError, MissingFileError
+
 CIFAR_MEAN = (125.3, 123.0, 113.9)  # official code, 0-255 scale, CIFAR-10 and -100
 CIFAR_STD = (63.0, 62.1, 66.7)
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # (0.485, 0.456, 0.406) * 255
@@ -19,13 +21,12 @@ UNIT_SCALE = ((0.0,), (255.0,))  # pixels / 255 (SVHN, digits, folders)
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras' folder loader reads
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(MissingFileError):
     """The requested data is not on this machine; the message says how to get it."""
 
 
-class UnknownDatasetError(KeyError, ValueError):
-    def __str__(self):
-        return str(self.args[0])
+class UnknownDatasetError(InvalidArgumentError, KeyError):
+    """A dataset name that is neither a known dataset nor an existing folder."""
 
 
 @dataclasses.dataclass(frozen=True)

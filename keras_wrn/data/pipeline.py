@@ -8,6 +8,8 @@ would have seen.
 
 import math
 
+from keras_wrn.errors import InvalidArgumentError
+
 SHUFFLE_BUFFER_LIMIT = 100_000
 CACHE_LIMIT_BYTES = 1 << 30
 IMAGENET_RESIZE = 256
@@ -17,7 +19,7 @@ def steps_per_epoch(split, global_batch_size):
     """Optimizer steps in one training epoch (the last partial batch is dropped)."""
     steps = split.num_examples // global_batch_size
     if steps < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"The global batch size {global_batch_size} is larger than the "
             f"{split.num_examples} training examples of {split.spec.name}; use a batch "
             f"size of at most {split.num_examples}."

@@ -8,8 +8,25 @@ them, or a `.keras` file or run folder, on image files. TensorFlow is
 imported inside the functions; exports need `KERAS_BACKEND=tensorflow`.
 """
 
-from keras_wrn.export.predict import Predictor, load_predictor
-from keras_wrn.export.savedmodel import SIGNATURES, export_savedmodel, latest_version_dir
-from keras_wrn.export.source import ExportError, ExportSource, load_source
-from keras_wrn.export.tflite import QUANTIZATIONS, TFLiteModel, export_tflite
-from keras_wrn.export.verify import TOLERANCES, ExportVerificationError, Parity
+from keras_wrn._lazy import lazy_exports
+
+FORMATS = ("savedmodel", "tflite")  # `keras-wrn export --format`
+
+_EXPORTS = {
+    "Predictor": "predict",
+    "load_predictor": "predict",
+    "SIGNATURES": "savedmodel",
+    "export_savedmodel": "savedmodel",
+    "latest_version_dir": "savedmodel",
+    "ExportError": "source",
+    "ExportSource": "source",
+    "load_source": "source",
+    "QUANTIZATIONS": "tflite",
+    "TFLiteModel": "tflite",
+    "export_tflite": "tflite",
+    "TOLERANCES": "verify",
+    "ExportVerificationError": "verify",
+    "Parity": "verify",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

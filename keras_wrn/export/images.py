@@ -5,6 +5,8 @@ The same function runs inside the SavedModel's bytes signature and in
 pixels.
 """
 
+from keras_wrn.errors import InvalidArgumentError
+
 
 def decode_image(encoded, image_size, channels):
     """One encoded image (scalar string tensor) -> float32 `(image_size,
@@ -50,7 +52,7 @@ def read_encoded(path):
     try:
         tf.io.decode_image(encoded, expand_animations=False)
     except tf.errors.InvalidArgumentError:
-        raise ValueError(f"{path!r} is not an image TensorFlow can decode (JPEG, PNG, GIF or BMP).") from None
+        raise InvalidArgumentError(f"{path!r} is not an image TensorFlow can decode (JPEG, PNG, GIF or BMP).") from None
     return encoded
 
 

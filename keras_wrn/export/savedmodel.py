@@ -26,9 +26,7 @@ import os
 import shutil
 import tempfile
 
-from keras_wrn.export.source import (
-    ExportError, current_umask, load_source, probabilities, require_tensorflow_backend,
-)
+from keras_wrn.export.source import ExportError, current_umask, load_source, probabilities, require_tensorflow_backend
 from keras_wrn.export.verify import check, compare
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")

@@ -11,8 +11,10 @@ whitening) in front and a softmax behind:
 import dataclasses
 import os
 
+from keras_wrn.errors import InvalidArgumentError
 
-class ExportError(ValueError):
+
+class ExportError(InvalidArgumentError):
     """An export cannot be made as asked; the message says why and what to do."""
 
 

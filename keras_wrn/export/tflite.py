@@ -11,9 +11,8 @@ ExportArchive under the TensorFlow backend, the route whose outputs match.
 import os
 import tempfile
 
-from keras_wrn.export.source import (
-    ExportError, current_umask, load_source, probabilities, require_tensorflow_backend,
-)
+from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.export.source import ExportError, current_umask, load_source, probabilities, require_tensorflow_backend
 from keras_wrn.export.verify import check, compare
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -40,7 +39,7 @@ class TFLiteModel:
         try:
             self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         except (ValueError, RuntimeError) as error:
-            raise ValueError(f"{path!r} is not a readable TFLite model: {error}") from None
+            raise InvalidArgumentError(f"{path!r} is not a readable TFLite model: {error}") from None
         (self._input,) = self.interpreter.get_input_details()
         (self._output,) = self.interpreter.get_output_details()
         self.input_shape = tuple(int(d) for d in self._input["shape"][1:])
@@ -60,7 +59,7 @@ class TFLiteModel:
 
         images = np.asarray(images, np.float32)
         if images.shape[1:] != self.input_shape:
-            raise ValueError(f"The TFLite model takes images of shape (N, {', '.join(map(str, self.input_shape))}); "
+            raise InvalidArgumentError(f"The TFLite model takes images of shape (N, {', '.join(map(str, self.input_shape))}); "
                              f"received {images.shape}.")
         chunks = []
         for start in range(0, len(images), batch_size):

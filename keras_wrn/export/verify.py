@@ -8,6 +8,8 @@ test images have been compared with the Keras model's.
 
 import dataclasses
 
+from keras_wrn.errors import KerasWRNError
+
 # (largest allowed max-abs difference of probabilities, smallest allowed top-1
 # agreement) per export kind. Float routes must reproduce the Keras model up
 # to rounding; quantised ones may move probabilities but rarely the decision.
@@ -20,7 +22,7 @@ TOLERANCES = {
 }
 
 
-class ExportVerificationError(RuntimeError):
+class ExportVerificationError(KerasWRNError, RuntimeError):
     """An export's outputs disagree with the Keras model's; nothing was written."""
 
 

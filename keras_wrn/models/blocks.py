@@ -19,7 +19,7 @@ outputs.
 import keras
 from keras import layers
 
-from keras_wrn.models.layers import StochasticDepth
+from keras_wrn.models import layers as wrn_layers
 
 # Torch's BatchNorm: eps 1e-5, running-average momentum 0.1 (Keras' 0.9).
 BN_EPSILON = 1e-5
@@ -134,7 +134,7 @@ def wide_block(
             kernel_initializer=WRN_CONV_INITIALIZER, name=f"{name}_conv{i}",
         )
     if drop_path_rate > 0.0:
-        y = StochasticDepth(drop_path_rate, name=f"{name}_drop_path")(y)
+        y = wrn_layers.StochasticDepth(drop_path_rate, name=f"{name}_drop_path")(y)
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
 

@@ -37,6 +37,7 @@ import re
 
 import keras
 
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import blocks, common
 
 # Section 2.1, Table 2: the block types the paper studies, by kernel sizes.
@@ -81,7 +82,7 @@ def parse_block_type(block_type):
     )
     if not known:
         listed = ", ".join(format_block_type(b) for b in PAPER_BLOCK_TYPES)
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Unknown block type. The paper's block types are {listed}, and "
             f"B(3,...,3) with l 3x3 convolutions (deepening factor l >= 1). "
             f"Received: block_type={block_type!r}"
@@ -111,7 +112,7 @@ def blocks_per_group(depth, kernel_sizes):
         or (depth - 4) % step
     ):
         valid = ", ".join(str(step * n + 4) for n in range(1, 7))
-        raise ValueError(
+        raise InvalidArgumentError(
             f"depth={depth!r} is not a valid depth for a "
             f"{format_block_type(kernel_sizes)} Wide ResNet: depth must be "
             f"{step} * N + 4 for N >= 1 blocks per group ({valid}, ...). "
@@ -199,12 +200,12 @@ class WideResNet(common.ClassifierModel):
         kernel_sizes = parse_block_type(block_type)
         if deepening_factor is not None:
             if isinstance(deepening_factor, bool) or not isinstance(deepening_factor, int) or deepening_factor < 1:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"deepening_factor (l) must be a positive integer. "
                     f"Received: deepening_factor={deepening_factor!r}"
                 )
             if kernel_sizes != (3, 3) and kernel_sizes != (3,) * deepening_factor:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"deepening_factor sets the block type to l 3x3 "
                     f"convolutions; it cannot be combined with "
                     f"block_type={format_block_type(kernel_sizes)}. Received: "
@@ -213,15 +214,15 @@ class WideResNet(common.ClassifierModel):
             kernel_sizes = (3,) * deepening_factor
         n_blocks = blocks_per_group(depth, kernel_sizes)
         if isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0:
-            raise ValueError(f"The widening factor k must be > 0. Received: k={k!r}")
+            raise InvalidArgumentError(f"The widening factor k must be > 0. Received: k={k!r}")
         if int(16 * k) < 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"The widening factor k={k} leaves group 1 with no channels "
                 f"(int(16 * k) = 0); use k >= 1/16. Received: k={k!r}"
             )
         for arg, value in (("dropout_rate", dropout_rate), ("stochastic_depth_rate", stochastic_depth_rate)):
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{arg} must be in [0, 1). Received: {arg}={value!r}")
+                raise InvalidArgumentError(f"{arg} must be in [0, 1). Received: {arg}={value!r}")
         name = name or default_name(depth, k, kernel_sizes)
         weights = common.resolve_weights(weights, f"WRN-{depth}-{k:g}")
         common.check_head_arguments(

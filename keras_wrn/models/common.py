@@ -12,8 +12,10 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_wrn.errors import InvalidArgumentError, MissingFileError
 
-class WeightsMismatchError(ValueError):
+
+class WeightsMismatchError(InvalidArgumentError):
     """A weights file does not fit the requested model."""
 
 
@@ -36,20 +38,20 @@ def check_input_shape(input_shape, *, min_size, model_name):
         return
     shape = tuple(input_shape)
     if len(shape) != 3:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{model_name} takes images of rank 3 (height, width, channels for "
             f"channels_last; channels, height, width for channels_first), "
             f"without the batch axis. Received: input_shape={input_shape}"
         )
     spatial, channels = _spatial_and_channels(shape)
     if channels is None or int(channels) < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{model_name} needs a known, positive number of input channels. "
             f"Received: input_shape={input_shape}"
         )
     for dim in spatial:
         if dim is not None and int(dim) < min_size:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{model_name} downsamples by {min_size}, so images must be at "
                 f"least {min_size}x{min_size} pixels. Received: "
                 f"input_shape={input_shape}"
@@ -58,7 +60,7 @@ def check_input_shape(input_shape, *, min_size, model_name):
 
 def check_head_arguments(*, include_top, pooling, num_classes, weights, model_name):
     if pooling not in (None, "avg", "max"):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pooling must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
         )
     if include_top and (
@@ -66,7 +68,7 @@ def check_head_arguments(*, include_top, pooling, num_classes, weights, model_na
         or not isinstance(num_classes, int)
         or num_classes < 1
     ):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"num_classes must be a positive integer when include_top=True. "
             f"Received: num_classes={num_classes!r}"
         )
@@ -74,13 +76,13 @@ def check_head_arguments(*, include_top, pooling, num_classes, weights, model_na
         return
     path = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     if not isinstance(path, str) or not path.endswith((".weights.h5", ".keras", LAYER_WEIGHTS_SUFFIX)):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"weights must be None, a published tag (see keras_wrn.convert.PRETRAINED), a "
             f"PyTorch checkpoint (.pth, .safetensors) or the path to a `.weights.h5` or `.keras` "
             f"file saved by keras_wrn for {model_name}. Received: weights={weights!r}"
         )
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"The weights file {path!r} does not exist. Pass the path of a "
             f"`.weights.h5` or `.keras` file saved from a {model_name}, or "
             f"weights=None for random initialisation. Received: weights={weights!r}"
@@ -142,7 +144,7 @@ def model_inputs(input_tensor, input_shape, *, default_size, min_size, model_nam
     tensor_shape = tuple(input_tensor.shape[1:])
     check_input_shape(tensor_shape, min_size=min_size, model_name=model_name)
     if input_shape is not None and tuple(input_shape) != tensor_shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"input_shape does not match the shape of input_tensor "
             f"{tensor_shape}. Received: input_shape={input_shape}"
         )

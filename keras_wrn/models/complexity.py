@@ -11,6 +11,8 @@ import math
 
 from keras import layers
 
+from keras_wrn.errors import InvalidArgumentError
+
 
 def count_params(model):
     """Number of trainable parameters of `model`."""
@@ -31,7 +33,7 @@ def count_macs(model):
             else:
                 spatial = out_shape[2:4]
             if any(d is None for d in spatial):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"count_macs needs a fixed input size; layer {layer.name} has "
                     f"output shape {out_shape}. Build the model with a full "
                     f"input_shape, e.g. (32, 32, 3)."

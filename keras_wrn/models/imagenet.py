@@ -27,6 +27,7 @@ import math
 import keras
 from keras import layers
 
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import blocks, common
 
 IMAGENET_INPUT_SIZE = 224
@@ -75,7 +76,7 @@ class ImageNetWideResNet(common.ClassifierModel):
         **kwargs,
     ):
         if block not in BLOCK_FUNCTIONS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Unknown block {block!r}; ImageNet Wide ResNets use "
                 f"{sorted(BLOCK_FUNCTIONS)}. Received: block={block!r}"
             )
@@ -83,14 +84,14 @@ class ImageNetWideResNet(common.ClassifierModel):
         if len(stage_blocks) != 4 or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in stage_blocks
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"stage_blocks must be four positive integers, e.g. (3, 4, 6, 3). "
                 f"Received: stage_blocks={stage_blocks!r}"
             )
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise ValueError(f"The width factor must be > 0. Received: width={width!r}")
+            raise InvalidArgumentError(f"The width factor must be > 0. Received: width={width!r}")
         if int(64 * width) < 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"The width factor w={width} leaves a stage with no channels. "
                 f"Received: width={width!r}"
             )

@@ -10,6 +10,8 @@ from importlib import resources
 import keras
 import numpy as np
 
+from keras_wrn.errors import InvalidArgumentError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -38,7 +40,7 @@ def decode_predictions(predictions, top=5):
     `(class index, class name, score)` tuples, best first."""
     predictions = np.asarray(keras.ops.convert_to_numpy(predictions))
     if predictions.ndim != 2 or predictions.shape[1] != 1000:
-        raise ValueError(f"decode_predictions expects a batch of 1000 ImageNet scores, shape (N, 1000). "
+        raise InvalidArgumentError(f"decode_predictions expects a batch of 1000 ImageNet scores, shape (N, 1000). "
                          f"Received shape {predictions.shape}")
     names = imagenet_class_names()
     results = []

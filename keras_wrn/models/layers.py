@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from keras_wrn.errors import InvalidArgumentError
+
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
 class StochasticDepth(layers.Layer):
@@ -25,7 +27,7 @@ class StochasticDepth(layers.Layer):
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= rate < 1.0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"StochasticDepth rate must be in [0, 1). Received: rate={rate}"
             )
         self.rate = float(rate)

@@ -17,17 +17,16 @@ Table 3. ImageNet: `wrn-50-2-bottleneck`, `wrn-101-2-bottleneck`,
 import dataclasses
 import difflib
 import fnmatch
-from typing import Any, Callable, Mapping
+import importlib
+from typing import Any, Mapping
 
-from keras_wrn.models.cifar import WideResNet
-from keras_wrn.models.imagenet import WideResNet18, WideResNet34, WideResNet50_2, WideResNet101_2
+from keras_wrn.errors import InvalidArgumentError
+
+FAMILIES = ("cifar", "imagenet")
 
 
-class UnknownModelError(KeyError, ValueError):
+class UnknownModelError(InvalidArgumentError, KeyError):
     """A model name that is not in the registry."""
-
-    def __str__(self):
-        return str(self.args[0])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +45,11 @@ class ModelSpec:
     """A registered model: how to build it and what it is."""
 
     name: str
-    builder: Callable[..., Any]
+    # "module:function", imported only when the model is built, so that the
+    # registry (`keras-wrn models`, the CLI's choices) reads without Keras.
+    builder: str
     kwargs: Mapping[str, Any]
-    family: str  # "cifar" or "imagenet"
+    family: str  # one of FAMILIES
     description: str
     num_classes: int
     input_size: int
@@ -58,16 +59,36 @@ class ModelSpec:
 
     def build(self, **overrides):
         """Builds the model; `overrides` replace any builder argument."""
+        module, _, function = self.builder.partition(":")
+        builder = getattr(importlib.import_module(module), function)
         arguments = {"num_classes": self.num_classes, **self.kwargs, **overrides}
-        return self.builder(**arguments)
+        return builder(**arguments)
 
-    def paper_error(self, dataset, table=None):
-        """The paper's error on `dataset` (the first listed, or the one of
-        `table`), or None."""
+    def paper_result(self, dataset, table=None):
+        """The paper's `PaperResult` on `dataset` (the first listed, or the
+        one of `table`), or None."""
         for result in self.paper:
             if result.dataset == dataset and (table is None or result.table == table):
-                return result.error
+                return result
         return None
+
+    def paper_error(self, dataset, table=None):
+        """The paper's top-1 error in % on `dataset`, or None."""
+        result = self.paper_result(dataset, table)
+        return None if result is None else result.error
+
+    def to_dict(self):
+        """The metadata as plain JSON types (`keras-wrn models --json`)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "description": self.description,
+            "input_size": self.input_size,
+            "num_classes": self.num_classes,
+            "params": self.params,
+            "macs": self.macs,
+            "paper": [dataclasses.asdict(result) for result in self.paper],
+        }
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -75,7 +96,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 def register_model(spec):
     if spec.name in _REGISTRY:
-        raise ValueError(f"A model named {spec.name!r} is already registered.")
+        raise InvalidArgumentError(f"A model named {spec.name!r} is already registered.")
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -118,7 +139,7 @@ def _cifar(name, depth, k, params, macs, paper=(), description="", **kwargs):
     register_model(
         ModelSpec(
             name=name,
-            builder=WideResNet,
+            builder="keras_wrn.models.cifar:WideResNet",
             kwargs={"depth": depth, "k": k, **kwargs},
             family="cifar",
             description=description or f"WRN-{depth}-{k}",
@@ -135,7 +156,7 @@ def _imagenet(name, builder, params, macs, paper=(), description="", **kwargs):
     register_model(
         ModelSpec(
             name=name,
-            builder=builder,
+            builder=f"keras_wrn.models.imagenet:{builder}",
             kwargs=kwargs,
             family="imagenet",
             description=description,
@@ -217,10 +238,10 @@ for _l, _error in ((1, 6.69), (3, 5.65), (4, 5.93)):
            f"WRN-40-2 with l = {_l} 3x3 convolutions per block", deepening_factor=_l)
 
 # ImageNet: Table 8 (bottleneck) and Table 7 (wide non-bottleneck).
-_imagenet("wrn-50-2-bottleneck", WideResNet50_2, 68_883_240, 11_398_021_120,
+_imagenet("wrn-50-2-bottleneck", "WideResNet50_2", 68_883_240, 11_398_021_120,
           [PaperResult("imagenet", 21.9, "Table 8", 6.03, "single crop")],
           "WRN-50-2-bottleneck (torchvision wide_resnet50_2)")
-_imagenet("wrn-101-2-bottleneck", WideResNet101_2, 126_886_696, 22_753_050_624,
+_imagenet("wrn-101-2-bottleneck", "WideResNet101_2", 126_886_696, 22_753_050_624,
           description="WRN-101-2-bottleneck (torchvision wide_resnet101_2; not in the paper)")
 _T7 = {
     18: {1.0: (11_689_512, 1_814_073_344, 30.4, 10.93), 1.5: (25_875_816, 3_866_327_040, 27.06, 9.0),
@@ -230,6 +251,6 @@ _T7 = {
 }
 for _depth, _widths in _T7.items():
     for _w, (_params, _macs, _top1, _top5) in _widths.items():
-        _imagenet(f"wrn-{_depth}-{_w:g}", WideResNet18 if _depth == 18 else WideResNet34,
+        _imagenet(f"wrn-{_depth}-{_w:g}", f"WideResNet{_depth}",
                   _params, _macs, [PaperResult("imagenet", _top1, "Table 7", _top5, "single crop")],
                   f"Wide non-bottleneck WRN-{_depth} at width {_w:g}", width=_w)

@@ -12,8 +12,10 @@ import dataclasses
 import hashlib
 import os
 
+from keras_wrn.errors import InvalidArgumentError
 
-class TrainedWeightsError(ValueError):
+
+class TrainedWeightsError(InvalidArgumentError):
     """Trained weights that are missing or do not match their record."""
 
 

@@ -5,6 +5,9 @@ import dataclasses
 import json
 import os
 
+from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.models import registry
+
 # The official recipes (PAPER.md "Training recipes"); every value can be
 # overridden. Boundary epochs count from 1: the rate changes when they begin.
 PRESETS = {
@@ -86,6 +89,7 @@ class TrainConfig:
         preset = PRESETS[DATASET_PRESETS.get(dataset, "folder")]
         values = {**preset, "dataset": dataset}
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values["model"] = registry.get_model_spec(values["model"]).name
         if "run_dir" not in overrides or overrides["run_dir"] is None:
             tag = os.path.basename(os.path.normpath(dataset))
             values["run_dir"] = os.path.join("runs", f"{tag}-{values['model']}")
@@ -97,8 +101,11 @@ class TrainConfig:
     def validate(self):
         def need(condition, message):
             if not condition:
-                raise ValueError(message)
+                raise InvalidArgumentError(message)
 
+        # Checked and normalised first, before anything loads a backend: a
+        # run records the canonical name, so `WRN-16-4` resumes `wrn-16-4`.
+        self.model = registry.get_model_spec(self.model).name
         need(self.epochs >= 1, f"epochs must be >= 1. Received: epochs={self.epochs}")
         need(self.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={self.batch_size}")
         need(self.learning_rate > 0, f"learning_rate must be > 0. Received: {self.learning_rate}")
@@ -107,6 +114,10 @@ class TrainConfig:
         need(self.precision in PRECISIONS,
              f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}")
         need(0.0 <= self.dropout_rate < 1.0, f"dropout_rate must be in [0, 1). Received: {self.dropout_rate}")
+        need(self.smoke or not self.cpu_devices or self.batch_size % self.cpu_devices == 0,
+             f"The global batch size {self.batch_size} cannot be split evenly over {self.cpu_devices} "
+             f"replicas (--cpu-devices); use a multiple of {self.cpu_devices}. "
+             f"Received: batch_size={self.batch_size}")
         need(self.checkpoint_steps is None or self.checkpoint_steps >= 1,
              f"checkpoint_steps must be >= 1. Received: {self.checkpoint_steps}")
 

@@ -2,6 +2,8 @@
 
 import os
 
+from keras_wrn.errors import InvalidArgumentError, MissingFileError
+
 WEIGHT_CHOICES = ("final", "best", "last")
 
 
@@ -17,7 +19,7 @@ def resolve_model(target, weights="final"):
     if os.path.isdir(target):
         config_path = os.path.join(target, "config.json")
         if not os.path.exists(config_path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{target!r} is not a keras-wrn run folder (no config.json). Pass a run folder "
                 f"written by `keras-wrn train` or a .keras model file."
             )
@@ -25,7 +27,7 @@ def resolve_model(target, weights="final"):
         files = {"final": "model.keras", "best": "best.weights.h5", "last": "last.weights.h5"}
         path = os.path.join(target, files[weights])
         if not os.path.exists(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"The run folder {target!r} has no {files[weights]} yet (the run has not "
                 f"{'finished' if weights == 'final' else 'completed an epoch'}); try "
                 f"--weights last or resume the run."
@@ -44,7 +46,7 @@ def resolve_model(target, weights="final"):
         return model, config
     if target.endswith(".keras") and os.path.isfile(target):
         return keras.saving.load_model(target), None
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"Cannot evaluate {target!r}: pass a run folder written by `keras-wrn train` or a "
         f".keras model file."
     )
@@ -54,7 +56,7 @@ def check_model_fits(model, spec):
     """ValueError unless `model` takes `spec`'s images and predicts its classes."""
     expected = (spec.image_size, spec.image_size, spec.channels)
     if tuple(model.input_shape[1:]) != expected or model.output_shape[-1] != spec.num_classes:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"The model takes {tuple(model.input_shape[1:])} images and predicts "
             f"{model.output_shape[-1]} classes; {spec.name} has {expected} images and "
             f"{spec.num_classes} classes."
@@ -79,17 +81,17 @@ def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size
     test_loss (and test_top5_error for datasets of 100+ classes), errors as
     fractions.
     """
-    import numpy as np
     import keras
+    import numpy as np
 
     from keras_wrn import data
 
     if weights not in WEIGHT_CHOICES:
-        raise ValueError(f"weights must be one of {WEIGHT_CHOICES}. Received: weights={weights!r}")
+        raise InvalidArgumentError(f"weights must be one of {WEIGHT_CHOICES}. Received: weights={weights!r}")
     model, config = resolve_model(target, weights)
     dataset = dataset or (config.dataset if config else None)
     if dataset is None:
-        raise ValueError(f"Evaluating the model file {target!r} needs --dataset.")
+        raise InvalidArgumentError(f"Evaluating the model file {target!r} needs --dataset.")
     data_dir = data_dir or (config.data_dir if config else None)
     spec = data.get_dataset_spec(dataset)
     check_model_fits(model, spec)

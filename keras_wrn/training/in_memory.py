@@ -15,6 +15,8 @@ import time
 import keras
 import numpy as np
 
+from keras_wrn.errors import InvalidArgumentError
+
 
 class ShuffledBatches(keras.utils.PyDataset):
     """Full batches of `(images, labels)` in a new order every epoch.
@@ -28,9 +30,9 @@ class ShuffledBatches(keras.utils.PyDataset):
     def __init__(self, images, labels, batch_size, seed=0, **kwargs):
         super().__init__(**kwargs)
         if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+            raise InvalidArgumentError(f"{len(images)} images but {len(labels)} labels.")
         if len(labels) < batch_size:
-            raise ValueError(f"batch_size={batch_size} is larger than the {len(labels)} examples.")
+            raise InvalidArgumentError(f"batch_size={batch_size} is larger than the {len(labels)} examples.")
         self.images, self.labels = images, labels
         self.batch_size, self.seed, self.epoch = batch_size, seed, 0
         self._order = self._permutation()

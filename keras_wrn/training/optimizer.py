@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_wrn.errors import InvalidArgumentError
+
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
 class TorchSGD(keras.optimizers.Optimizer):
@@ -43,7 +45,7 @@ class TorchSGD(keras.optimizers.Optimizer):
         **kwargs,
     ):
         if kwargs.get("weight_decay"):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "TorchSGD applies coupled L2 decay through l2_weight_decay; Keras' "
                 "decoupled weight_decay would decay twice. Received: "
                 f"weight_decay={kwargs['weight_decay']!r}"
@@ -51,11 +53,11 @@ class TorchSGD(keras.optimizers.Optimizer):
         kwargs.pop("weight_decay", None)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if momentum < 0:
-            raise ValueError(f"momentum must be >= 0. Received: momentum={momentum!r}")
+            raise InvalidArgumentError(f"momentum must be >= 0. Received: momentum={momentum!r}")
         if nesterov and momentum == 0:
-            raise ValueError("Nesterov momentum needs momentum > 0. Received: momentum=0")
+            raise InvalidArgumentError("Nesterov momentum needs momentum > 0. Received: momentum=0")
         if l2_weight_decay < 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"l2_weight_decay must be >= 0. Received: l2_weight_decay={l2_weight_decay!r}"
             )
         self.momentum = float(momentum)

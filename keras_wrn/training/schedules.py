@@ -2,6 +2,8 @@
 
 from keras.optimizers.schedules import PiecewiseConstantDecay
 
+from keras_wrn.errors import InvalidArgumentError
+
 
 def epoch_step_decay(initial_learning_rate, boundary_epochs, factor, steps_per_epoch):
     """The official step schedule: multiply the rate by `factor` when each of
@@ -18,11 +20,11 @@ def epoch_step_decay(initial_learning_rate, boundary_epochs, factor, steps_per_e
     """
     boundary_epochs = tuple(boundary_epochs)
     if steps_per_epoch < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"steps_per_epoch must be >= 1. Received: steps_per_epoch={steps_per_epoch!r}"
         )
     if any(e < 2 for e in boundary_epochs) or list(boundary_epochs) != sorted(set(boundary_epochs)):
-        raise ValueError(
+        raise InvalidArgumentError(
             "boundary_epochs must be increasing epoch numbers >= 2 (epochs count "
             f"from 1). Received: boundary_epochs={boundary_epochs!r}"
         )

@@ -3,6 +3,8 @@
 import json
 import os
 
+from keras_wrn.errors import InvalidArgumentError
+
 
 def split_cpu(devices):
     """Splits the host CPU into `devices` logical devices, so "mirrored" can
@@ -19,7 +21,7 @@ def split_cpu(devices):
             cpu, [tf.config.LogicalDeviceConfiguration()] * devices
         )
     except RuntimeError as error:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Cannot split the CPU into {devices} devices once TensorFlow has started; "
             f"pass cpu_devices before any other TensorFlow work."
         ) from error
@@ -60,7 +62,7 @@ def make_strategy(name="auto", tpu=None):
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi-worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "--strategy multi-worker needs the TF_CONFIG environment variable on every "
                 "worker, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
                 "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'"
@@ -71,7 +73,7 @@ def make_strategy(name="auto", tpu=None):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"Unknown strategy {name!r}. Received: strategy={name!r}")
+    raise InvalidArgumentError(f"Unknown strategy {name!r}. Received: strategy={name!r}")
 
 
 def is_chief(strategy):
@@ -109,5 +111,5 @@ def resolve_xla(requested, strategy):
     if requested is None:
         return blocker is None
     if requested and blocker:
-        raise ValueError(f"--xla: {blocker}. Train without it (--no-xla), or on one device or GPUs.")
+        raise InvalidArgumentError(f"--xla: {blocker}. Train without it (--no-xla), or on one device or GPUs.")
     return bool(requested)

@@ -27,6 +27,7 @@ import os
 import sys
 import time
 
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig, package_versions
 from keras_wrn.training.steps import build_training_objects, make_train_step, replica_function
 
@@ -35,7 +36,7 @@ SMOKE_EPOCHS = 2
 SMOKE_BATCH_PER_REPLICA = 2
 
 
-class RunFolderMismatchError(ValueError):
+class RunFolderMismatchError(InvalidArgumentError):
     """The run folder holds a different run."""
 
 
@@ -137,8 +138,8 @@ def train(config, *, verbose=True):
 
     from keras_wrn import data
     from keras_wrn.models import registry
-    from keras_wrn.training.strategies import is_chief, make_strategy, resolve_xla, split_cpu
     from keras_wrn.training import logs
+    from keras_wrn.training.strategies import is_chief, make_strategy, resolve_xla, split_cpu
 
     config.validate()
     log = print if verbose else (lambda *a, **k: None)
@@ -146,7 +147,7 @@ def train(config, *, verbose=True):
     spec = data.get_dataset_spec(config.dataset)
     model_spec = registry.get_model_spec(config.model)
     if model_spec.family == "imagenet" and spec.image_size < 32:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{config.model} needs images of at least 32x32; {spec.name} has "
             f"{spec.image_size}x{spec.image_size}. Use a CIFAR-style model such as wrn-16-4."
         )
@@ -157,7 +158,7 @@ def train(config, *, verbose=True):
     config = dataclasses.replace(config, xla=resolve_xla(config.xla, strategy))
     batch_size = SMOKE_BATCH_PER_REPLICA * replicas if config.smoke else config.batch_size
     if batch_size % replicas:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"The global batch size {batch_size} cannot be split evenly over {replicas} "
             f"replicas; use a multiple of {replicas}."
         )

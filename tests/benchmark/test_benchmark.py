@@ -67,6 +67,7 @@ def test_training_step_through_the_input_pipeline():
     assert all(np.isfinite(losses)) and len(set(losses)) > 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 def test_settings_sweep_times_every_setting_in_its_own_process():
     names = ["default", "no-xla", "jax-fit", "model-channels-first", "reference"]

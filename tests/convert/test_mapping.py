@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 import keras_wrn
-from keras_wrn.convert import ConversionError, detect_layout, to_keras_layer_weights
-from keras_wrn.convert import pretrained
+from keras_wrn.convert import ConversionError, detect_layout, pretrained, to_keras_layer_weights
 from keras_wrn.models import common
+from tests.helpers import official_params
 from tests.models.official_reference import wrn_forward
-from tests.models.test_cifar import official_params
 
 
 def test_official_cifar_layout_matches_the_official_code():

@@ -16,7 +16,7 @@ import keras_wrn  # noqa: E402
 from keras_wrn.convert import CheckpointError, ConversionError, convert_checkpoint  # noqa: E402
 from keras_wrn.models import common  # noqa: E402
 from tests.convert import torch_reference  # noqa: E402
-from tests.models.test_cifar import official_params  # noqa: E402
+from tests.helpers import official_params  # noqa: E402
 
 
 def randomise_batch_norm(model, seed):
@@ -41,7 +41,7 @@ def assert_logits_close(keras_logits, torch_logits):
 
 @pytest.mark.parametrize("name, builder, size", [
     ("wide_resnet50_2", keras_wrn.WideResNet50_2, 160),
-    pytest.param("wide_resnet101_2", keras_wrn.WideResNet101_2, 128, marks=pytest.mark.large),
+    pytest.param("wide_resnet101_2", keras_wrn.WideResNet101_2, 128, marks=pytest.mark.slow),
 ])
 def test_torchvision_logits(name, builder, size, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))

@@ -1,7 +1,6 @@
 """Dataset sources and pipelines, on tfds mock data, made-up folders and the
 real digits that ship with scikit-learn."""
 
-import os
 import time
 
 import numpy as np
@@ -11,6 +10,7 @@ tf = pytest.importorskip("tensorflow")
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from keras_wrn import data  # noqa: E402
+from tests.helpers import write_folder  # noqa: E402
 
 
 def take(dataset, n=None):
@@ -103,18 +103,6 @@ def test_missing_data_fails_fast_with_directions(tmp_path):
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(data.UnknownDatasetError, match="cifar10, cifar100, svhn, imagenet, digits"):
         data.get_dataset_spec("mnist")
-
-
-def write_folder(root, classes=("cat", "dog"), per_class=3, size=12):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for c in classes:
-            os.makedirs(root / split / c)
-            for i in range(per_class):
-                pixels = rng.integers(0, 256, (size, size, 3)).astype("uint8")
-                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
 
 
 def test_image_folder_dataset(tmp_path):

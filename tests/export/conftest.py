@@ -3,14 +3,7 @@ import os
 import numpy as np
 import pytest
 
-
-def digits_arrays(split):
-    """uint8 (N, 8, 8, 1) images and labels of the embedded digits split."""
-    from keras_wrn import data
-
-    source = data.load_split(data.get_dataset_spec("digits"), split).source
-    images, labels = zip(*source.as_numpy_iterator())
-    return np.stack(images), np.array(labels)
+from tests.helpers import digits_arrays
 
 
 @pytest.fixture(scope="session")

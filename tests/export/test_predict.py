@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from keras_wrn.cli import main
-from tests.export.conftest import digits_arrays
+from tests.helpers import digits_arrays
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.export import tf_serving_rest
-from tests.export.conftest import digits_arrays
+from tests.helpers import digits_arrays
 
 SAVED_MODEL_CLI = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable)) or shutil.which(
     "saved_model_cli")

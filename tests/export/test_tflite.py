@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.export.conftest import digits_arrays
+from tests.helpers import digits_arrays
 
 FILES = {"none": "model.tflite", "float16": "model_float16.tflite", "dynamic": "model_dynamic.tflite",
          "int8": "model_int8.tflite"}

@@ -5,8 +5,8 @@ import pytest
 from keras import layers
 
 import keras_wrn
-from keras_wrn.models import blocks
 from keras_wrn.models.cifar import blocks_per_group, parse_block_type
+from tests.helpers import official_params
 
 from .official_reference import wrn_forward
 
@@ -133,35 +133,6 @@ def test_initialisation_follows_official_code():
     assert gamma.min() >= 0 and gamma.max() < 1 and gamma.std() > 0.1
     np.testing.assert_array_equal(np.asarray(layer(model, "predictions").bias), 0)
 
-
-def official_params(depth, k, num_classes, rng):
-    """Random official-layout parameters with non-trivial BN statistics."""
-    n = (depth - 4) // 6
-    widths = [int(v * k) for v in (16, 32, 64)]
-    params = {"conv0": rng.normal(0, np.sqrt(2 / 27), (16, 3, 3, 3))}
-
-    def bn(base, c):
-        params[base + ".weight"] = rng.uniform(0.5, 1.5, c)
-        params[base + ".bias"] = rng.normal(0, 0.1, c)
-        params[base + ".running_mean"] = rng.normal(0, 0.1, c)
-        params[base + ".running_var"] = rng.uniform(0.5, 2.0, c)
-
-    ni = 16
-    for g, no in enumerate(widths):
-        for b in range(n):
-            base = f"group{g}.block{b}"
-            cin = ni if b == 0 else no
-            params[base + ".conv0"] = rng.normal(0, np.sqrt(2 / (9 * cin)), (no, cin, 3, 3))
-            params[base + ".conv1"] = rng.normal(0, np.sqrt(2 / (9 * no)), (no, no, 3, 3))
-            bn(base + ".bn0", cin)
-            bn(base + ".bn1", no)
-            if cin != no:
-                params[base + ".convdim"] = rng.normal(0, np.sqrt(2 / cin), (no, cin, 1, 1))
-        ni = no
-    bn("bn", widths[2])
-    params["fc.weight"] = rng.normal(0, np.sqrt(2 / widths[2]), (num_classes, widths[2]))
-    params["fc.bias"] = rng.normal(0, 0.1, num_classes)
-    return params
 
 
 def load_official(model, params):

@@ -1,15 +1,20 @@
-"""Every registered model: metadata, build, config round trip, .keras save/load."""
+"""Every registered model: its pinned metadata against one full-size build;
+config round trip and .keras save/load at a tiny input for the models under
+3M parameters (every block type, deepening factor and dropout variant), the
+larger ones in the `slow` tier."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_wrn
 from keras_wrn.models import common
 
 NAMES = keras_wrn.list_models()
-# .keras save/load of these runs by default; larger ones behind `-m large`.
-SMALL = [n for n in NAMES if keras_wrn.get_model_spec(n).params < 12_000_000]
+SMALL = [n for n in NAMES if keras_wrn.get_model_spec(n).params < 3_000_000]
+# The family's smallest member stands for the ImageNet builders in the fast tier.
+SMALL.append("wrn-18-1")
+LARGE = sorted(set(NAMES) - set(SMALL))
 
 
 def tiny_overrides(spec):
@@ -38,8 +43,7 @@ def test_metadata_matches_built_model(name):
     assert spec.paper or name == "wrn-101-2-bottleneck"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_build_call_and_config_round_trip(name):
+def round_trip(name):
     spec = keras_wrn.get_model_spec(name)
     model = keras_wrn.get_model(name, **tiny_overrides(spec))
     images = np.random.default_rng(0).normal(size=(2,) + model.input_shape[1:]).astype("float32")
@@ -53,6 +57,11 @@ def test_build_call_and_config_round_trip(name):
     assert [x.name for x in clone.layers] == [x.name for x in model.layers]
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(np.asarray(clone(images, training=False)), out, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_build_call_and_config_round_trip(name):
+    round_trip(name)
 
 
 def save_and_reload(name, tmp_path):
@@ -74,9 +83,10 @@ def test_keras_save_and_load(name, tmp_path):
     save_and_reload(name, tmp_path)
 
 
-@pytest.mark.large
-@pytest.mark.parametrize("name", sorted(set(NAMES) - set(SMALL)))
-def test_keras_save_and_load_large(name, tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LARGE)
+def test_round_trip_and_keras_save_and_load_large(name, tmp_path):
+    round_trip(name)
     save_and_reload(name, tmp_path)
 
 

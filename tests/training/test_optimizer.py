@@ -1,10 +1,10 @@
 """TorchSGD against a hand-written reference of torch.optim.SGD; the schedule
 on both sides of every boundary."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 from keras_wrn.training import TorchSGD, epoch_step_decay
 
 

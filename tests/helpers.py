@@ -1,0 +1,87 @@
+"""Helpers shared by the test modules: data the tests make, random weights in
+the official code's layout, and the two ways of running the `keras-wrn`
+command (in this process, or in a fresh one where a process is the point)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+CLI = [sys.executable, "-m", "keras_wrn.cli"]
+ENV = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+
+
+def run_cli(*args, env=None, timeout=600):
+    """`keras-wrn ARGS` in a fresh process: for what needs one (a kill, a
+    second process, device set-up, the installed command's output)."""
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env={**ENV, **(env or {})})
+
+
+def invoke(*args):
+    """`keras-wrn ARGS` in this process (click's CliRunner): exit code,
+    output and the one-line error, without a process's start-up."""
+    from click.testing import CliRunner
+
+    from keras_wrn.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def metrics(run_dir):
+    """The records of a run folder's metrics.jsonl."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def write_folder(root, classes=("cat", "dog"), per_class=3, size=12):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in classes:
+            os.makedirs(root / split / c)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (size, size, 3)).astype("uint8")
+                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
+
+
+def official_params(depth, k, num_classes, rng):
+    """Random official-layout parameters with non-trivial BN statistics."""
+    n = (depth - 4) // 6
+    widths = [int(v * k) for v in (16, 32, 64)]
+    params = {"conv0": rng.normal(0, np.sqrt(2 / 27), (16, 3, 3, 3))}
+
+    def bn(base, c):
+        params[base + ".weight"] = rng.uniform(0.5, 1.5, c)
+        params[base + ".bias"] = rng.normal(0, 0.1, c)
+        params[base + ".running_mean"] = rng.normal(0, 0.1, c)
+        params[base + ".running_var"] = rng.uniform(0.5, 2.0, c)
+
+    ni = 16
+    for g, no in enumerate(widths):
+        for b in range(n):
+            base = f"group{g}.block{b}"
+            cin = ni if b == 0 else no
+            params[base + ".conv0"] = rng.normal(0, np.sqrt(2 / (9 * cin)), (no, cin, 3, 3))
+            params[base + ".conv1"] = rng.normal(0, np.sqrt(2 / (9 * no)), (no, no, 3, 3))
+            bn(base + ".bn0", cin)
+            bn(base + ".bn1", no)
+            if cin != no:
+                params[base + ".convdim"] = rng.normal(0, np.sqrt(2 / cin), (no, cin, 1, 1))
+        ni = no
+    bn("bn", widths[2])
+    params["fc.weight"] = rng.normal(0, np.sqrt(2 / widths[2]), (num_classes, widths[2]))
+    params["fc.bias"] = rng.normal(0, 0.1, num_classes)
+    return params
+
+
+def digits_arrays(split):
+    """uint8 (N, 8, 8, 1) images and labels of the embedded digits split."""
+    from keras_wrn import data
+
+    source = data.load_split(data.get_dataset_spec("digits"), split).source
+    images, labels = zip(*source.as_numpy_iterator())
+    return np.stack(images), np.array(labels)
