@@ -21,6 +21,8 @@ import os
 import subprocess
 import sys
 
+from keras_wrn.benchmark.peak import describe_machine
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 README = os.path.join(ROOT, "README.md")
@@ -44,8 +46,16 @@ MATRIX = [
 SWEEPS = [("wrn-16-4", 64, "all"), ("wrn-28-10", 64, "default,no-xla,input-pipeline,reference")]
 
 
+def cpu_tag():
+    """The CPU generation in result file names ("zen4"), so that the rows of
+    every CPU stay side by side."""
+    from keras_wrn.training.hardware import cpu
+
+    return (cpu().microarchitecture or cpu().model).lower().replace(" ", "")
+
+
 def run(model, batch, parts, xla, windows, min_seconds):
-    name = f"{model}-b{batch}-{'xla' if xla else 'noxla'}.json"
+    name = f"{model}-b{batch}-{'xla' if xla else 'noxla'}-{cpu_tag()}.json"
     path = os.path.join(RESULTS, name)
     command = [sys.executable, "-m", "keras_wrn.cli", "benchmark", "--model", model, "--batch-size", str(batch),
                "--parts", parts, "--xla" if xla else "--no-xla", "--windows", str(windows),
@@ -56,7 +66,7 @@ def run(model, batch, parts, xla, windows, min_seconds):
 
 
 def run_sweep(model, batch, settings, windows, min_seconds):
-    path = os.path.join(RESULTS, f"settings-{model}-b{batch}.json")
+    path = os.path.join(RESULTS, f"settings-{model}-b{batch}-{cpu_tag()}.json")
     command = [sys.executable, "-m", "keras_wrn.cli", "benchmark", "--model", model, "--batch-size", str(batch),
                "--settings", settings, "--windows", str(windows), "--min-seconds", str(min_seconds),
                "--json-out", path]
@@ -68,8 +78,8 @@ def run_sweep(model, batch, settings, windows, min_seconds):
 def settings_table(sweeps):
     sweeps = sorted(sweeps, key=lambda r: (r["model"], r["batch_size"]))
     names = list(dict.fromkeys(name for r in sweeps for name in r["cases"]))
-    rows = ["| setting | " + " | ".join(f"{r['model']} b{r['batch_size']}: img/s (x default, % of peak)"
-                                         for r in sweeps) + " |",
+    rows = ["| setting | " + " | ".join(f"{r['model']} b{r['batch_size']} on {cpu_label(r)}: img/s "
+                                         f"(x default, % of peak)" for r in sweeps) + " |",
             "|---|" + "---|" * len(sweeps)]
     for name in names:
         cells = []
@@ -86,22 +96,27 @@ def settings_table(sweeps):
     return "\n".join(rows)
 
 
+def cpu_label(result):
+    """The CPU a row was measured on, short: "AMD EPYC (Zen 4; AVX2 AVX-512 ...)"."""
+    return describe_machine(result["machine"]).rsplit(",", 1)[0]
+
+
 def table(results):
-    rows = ["| model | batch | XLA | keras-wrn train img/s | torch train img/s | train ratio | train % of peak "
+    rows = ["| CPU | model | batch | XLA | keras-wrn train img/s | torch train img/s | train ratio | train % of peak "
             "| keras-wrn infer img/s | torch infer img/s | infer % of peak | batch-1 ms (keras / torch) "
             "| TFLite batch-1 ms (fp32 / fp16 / dyn / int8) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cell(result, case, key="images_per_second", scale=1.0, digits=1):
         value = result["cases"].get(case, {}).get(key)
         return f"{scale * value:.{digits}f}" if value is not None else "-"
 
-    for r in sorted(results, key=lambda r: (r["model"], r["batch_size"], r["settings"]["xla"])):
+    for r in sorted(results, key=lambda r: (cpu_label(r), r["model"], r["batch_size"], r["settings"]["xla"])):
         ratio = r["ratios"].get("train")
         tflite = " / ".join(cell(r, f"tflite_{q}_latency", "seconds_per_call", 1000, 2)
                             for q in ("none", "float16", "dynamic", "int8"))
         rows.append(
-            f"| {r['model']} | {r['batch_size']} | {'on' if r['settings']['xla'] else 'off'} "
+            f"| {cpu_label(r)} | {r['model']} | {r['batch_size']} | {'on' if r['settings']['xla'] else 'off'} "
             f"| {cell(r, 'keras_train', digits=2)} | {cell(r, 'torch_train', digits=2)} "
             f"| {f'{ratio:.2f}' if ratio else '-'} | {cell(r, 'keras_train', 'fraction_of_peak', 100, 0)}% "
             f"| {cell(r, 'keras_infer')} | {cell(r, 'torch_infer')} | {cell(r, 'keras_infer', 'fraction_of_peak', 100, 0)}% "
@@ -109,7 +124,7 @@ def table(results):
             f"| {tflite if 'tflite_none_latency' in r['cases'] else '-'} |")
     first = results[0]
     versions = ", ".join(f"{k} {v}" for k, v in first["versions"].items())
-    rows += ["", f"Machine: {first['machine']['cpu']}, {first['machine']['cores']} cores; measured matmul peak "
+    rows += ["", f"{first['machine']['cores']} cores; measured matmul peak "
                  f"{min(r['matmul_peak_gflops'] for r in results):.0f}-{max(r['matmul_peak_gflops'] for r in results):.0f} "
                  f"GFLOP/s (float32). {versions}. Medians of interleaved windows; {first['date']}."]
     return "\n".join(rows)

@@ -19,7 +19,6 @@ fractions of training.
 """
 
 import argparse
-import json
 import os
 import tarfile
 import tempfile
@@ -92,12 +91,13 @@ def main():
     import keras
 
     from keras_wrn import data
+    from keras_wrn.training import run_folder
     from keras_wrn.training.config import TrainConfig, package_versions
     from keras_wrn.training.in_memory import EpochLog, ShuffledBatches, build_fit_model
     from keras_wrn.training.schedules import epoch_step_decay
 
     os.makedirs(args.out, exist_ok=True)
-    if os.path.exists(os.path.join(args.out, "metrics.jsonl")):
+    if os.path.exists(run_folder.path(args.out, run_folder.METRICS)):
         raise SystemExit(f"{args.out} already holds a run; choose another --out.")
     x_train, y_train, x_test, y_test = load_cifar_arrays(args.data, args.limit)
     print(f"data: {len(y_train)} train, {len(y_test)} test images ({time.perf_counter() - started:.0f} s)",
@@ -127,7 +127,7 @@ def main():
         import jax
 
         devices = [str(d) for d in jax.devices()]
-    config.save(os.path.join(args.out, "config.json"), extra={
+    config.save(run_folder.path(args.out, run_folder.CONFIG), extra={
         "trained_with": "examples/train_cifar10_in_memory.py", "backend": keras.backend.backend(),
         "devices": devices,
         "data": os.path.basename(os.path.normpath(args.data)), "train_examples": int(len(y_train)),
@@ -135,8 +135,8 @@ def main():
     })
     trainer, net = build_fit_model(config, spec, steps_per_epoch)
     schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor, steps_per_epoch)
-    log = EpochLog(os.path.join(args.out, "metrics.jsonl"), steps_per_epoch * args.batch_size, schedule,
-                   steps_per_epoch, net=net, weights_path=os.path.join(args.out, "last.weights.h5"))
+    log = EpochLog(run_folder.path(args.out, run_folder.METRICS), steps_per_epoch * args.batch_size, schedule,
+                   steps_per_epoch, net=net, weights_path=run_folder.path(args.out, run_folder.LAST_WEIGHTS))
     test_every = max(1, min(args.test_every, epochs))
     trainer.fit(
         ShuffledBatches(x_train, y_train, args.batch_size, seed=args.seed),
@@ -144,14 +144,12 @@ def main():
         validation_data=(x_test, y_test), validation_batch_size=200,
         validation_freq=[e for e in range(1, epochs + 1) if e % test_every == 0 or e == epochs],
     )
-    tmp = os.path.join(args.out, "last.tmp.weights.h5")
-    net.save_weights(tmp)
-    os.replace(tmp, os.path.join(args.out, "last.weights.h5"))
+    with run_folder.atomic_path(run_folder.path(args.out, run_folder.LAST_WEIGHTS)) as tmp:
+        net.save_weights(tmp)
     loss, accuracy = trainer.evaluate(x_test, y_test, batch_size=200, verbose=0)
     summary = {"epochs": epochs, "test_error": 1 - accuracy, "test_loss": loss,
                "minutes": round((time.perf_counter() - started) / 60, 2)}
-    with open(os.path.join(args.out, "result.json"), "w") as handle:
-        json.dump(summary, handle, indent=2)
+    run_folder.write_json(run_folder.path(args.out, run_folder.RESULT), summary)
     print(f"done: {epochs} epochs, test accuracy {100 * accuracy:.2f}% ({summary['minutes']} min)", flush=True)
 
 

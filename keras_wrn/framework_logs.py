@@ -28,6 +28,8 @@ FRAMEWORK_LINE = re.compile(
     r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w./+-]+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: .*rebuild TensorFlow"
+    r"|INFO: Created TensorFlow Lite (?:XNNPACK )?delegate"
+    r"|fully_quantize: \d+, inference_type: \d+"
     r"|(?:DEBUG|INFO|WARNING|ERROR):(?:tensorflow|absl|jax|h5py)[.:]"
     r")"
 )

@@ -1,9 +1,13 @@
 import os
+import tempfile
 
 import pytest
 
 # Quiet TensorFlow's C++ start-up logs when it is the backend.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Measured XLA choices (keras_wrn.training.xla_choice) go to the tests' own
+# cache, so no test depends on what this machine measured before.
+os.environ["KERAS_WRN_CACHE"] = tempfile.mkdtemp(prefix="keras-wrn-test-cache-")
 
 # torchvision 0.29.1 segfaults when imported after TensorFlow 2.21 in one
 # process (the other order works), so the converter parity tests' torchvision

@@ -24,6 +24,9 @@ SEEN = [
     "I0000 00:00:1795469947.072589    7598 dump_mlir_util.cc:269] disabling MLIR crash reproducer",
     "I0000 00:00:1795469951.462520    7598 device_compiler.h:208] Compiled cluster using XLA!",
     "WARNING:tensorflow:5 out of the last 5 calls to <function> triggered tf.function retracing.",
+    # LiteRT and the TFLite converter, during `keras-wrn export --format tflite` and the benchmark.
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+    "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: UINT8",
 ]
 OURS = [
     "Training wrn-16-4 on digits: 1 replica(s), batch 2, float32, XLA on.",

@@ -23,16 +23,17 @@ def matmul_peak_gflops(size=2048, repeats=10):
 
 
 def machine():
-    """What the figures were measured on."""
+    """What the figures were measured on: the CPU named with its generation
+    and the instruction sets that matter (`training.hardware`)."""
     import platform
 
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+    from keras_wrn.training.hardware import cpu
+
+    found = cpu()
+    return {"cpu": found.model, "description": found.describe(), "microarchitecture": found.microarchitecture,
+            "features": list(found.features), "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def describe_machine(machine):
+    """The CPU of a result, also of results recorded before CPUs were identified."""
+    return machine.get("description") or f"{machine['cpu']} (generation not recorded), {machine['cores']} cores"

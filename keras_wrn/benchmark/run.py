@@ -7,7 +7,7 @@ import importlib.util
 import os
 
 from keras_wrn.benchmark import keras_cases, timing
-from keras_wrn.benchmark.peak import machine, matmul_peak_gflops
+from keras_wrn.benchmark.peak import describe_machine, machine, matmul_peak_gflops
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training.config import package_versions
 
@@ -110,7 +110,8 @@ def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=True, reference=Tr
 def format_table(result):
     """Plain-text lines of one result."""
     lines = [f"{result['model']}, batch {result['batch_size']}, backend {result['backend']}, "
-             f"settings {result['settings']}, matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s"]
+             f"settings {result['settings']}, matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s, "
+             f"on {describe_machine(result['machine'])}"]
     for name, case in result["cases"].items():
         lines.append(f"  {name:28s} {case['images_per_second']:9.2f} img/s (min {case['images_per_second_min']:.2f}, "
                      f"max {case['images_per_second_max']:.2f})  {case['gflops']:7.1f} GFLOP/s  "

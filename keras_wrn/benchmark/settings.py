@@ -9,7 +9,7 @@ import dataclasses
 import datetime
 
 from keras_wrn.benchmark import timing
-from keras_wrn.benchmark.peak import machine, matmul_peak_gflops
+from keras_wrn.benchmark.peak import describe_machine, machine, matmul_peak_gflops
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training.config import package_versions
 
@@ -109,7 +109,7 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
 def format_settings(result):
     """Plain-text lines of one sweep."""
     lines = [f"{result['model']}, batch {result['batch_size']}, training step, {result['threads']} threads, "
-             f"matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s"]
+             f"matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s, on {describe_machine(result['machine'])}"]
     for name, case in result["cases"].items():
         ratio = case.get("ratio_to_default")
         lines.append(f"  {name:22s} {case['images_per_second']:8.2f} img/s (min {case['images_per_second_min']:.2f}, "

@@ -16,6 +16,7 @@ _EXPORTS = {
     "DataNotFoundError": "datasets",
     "DatasetSpec": "datasets",
     "UnknownDatasetError": "datasets",
+    "check_image_folder": "datasets",
     "get_dataset_spec": "datasets",
     "list_datasets": "datasets",
     "load_split": "datasets",

@@ -97,6 +97,10 @@ def get_dataset_spec(name, data_dir=None):
         return DATASETS[name]
     if os.path.isdir(name):
         return folder_spec(name)
+    if os.sep in name or name.startswith((".", "~")) or (os.altsep and os.altsep in name):
+        raise DataNotFoundError(
+            f"No such folder: {name!r}. As --dataset, a path must be an image folder with train/ and test/ "
+            f"sub-folders (one folder per class). Received: dataset={name!r}")
     raise UnknownDatasetError(
         f"Unknown dataset {name!r}: use one of {', '.join(DATASETS)} or the path of an "
         f"image folder with train/ and test/ sub-folders (one folder per class). "
@@ -134,6 +138,37 @@ def folder_spec(path, image_size=None):
         flip=True, crop_padding=max(1, size // 8),
         description=f"image folder {path} ({len(classes)} classes)",
     )
+
+
+def check_image_folder(path):
+    """Decodes every file of an image folder's train/ and test/ class
+    folders, so a damaged or non-image file is reported by its path before
+    a run writes anything (TensorFlow's loader would fail mid-run, without
+    the file's name). JPEGs decode at reduced scale: quick, and a truncated
+    one still fails. Returns the number of images."""
+    from PIL import Image
+
+    count = 0
+    for split in ("train", "test"):
+        for class_name in _class_names(os.path.join(path, split)):
+            folder = os.path.join(path, split, class_name)
+            for entry in sorted(os.listdir(folder)):
+                file = os.path.join(folder, entry)
+                if os.path.isdir(file):
+                    continue
+                if not entry.lower().endswith(IMAGE_SUFFIXES):
+                    raise InvalidArgumentError(
+                        f"{file} is not an image file ({', '.join(IMAGE_SUFFIXES)}); remove it from the "
+                        f"image folder {path}.")
+                try:
+                    with Image.open(file) as image:
+                        image.draft("RGB", (1, 1))
+                        image.load()
+                except (OSError, SyntaxError, ValueError) as error:
+                    raise InvalidArgumentError(
+                        f"{file} is damaged or not an image ({error}); replace or remove it.") from None
+                count += 1
+    return count
 
 
 def _first_image_size(split_dir, class_name):
@@ -207,11 +242,16 @@ def read_image_arrays(root, split, image_size=None):
         for entry in sorted(os.listdir(class_dir)):
             if not entry.lower().endswith(IMAGE_SUFFIXES):
                 continue
-            with Image.open(os.path.join(class_dir, entry)) as image:
-                image = image.convert("RGB")
-                if image_size and image.size != (image_size, image_size):
-                    image = image.resize((image_size, image_size), Image.BILINEAR)
-                images.append(np.asarray(image, dtype=np.uint8))
+            try:
+                with Image.open(os.path.join(class_dir, entry)) as image:
+                    image = image.convert("RGB")
+                    if image_size and image.size != (image_size, image_size):
+                        image = image.resize((image_size, image_size), Image.BILINEAR)
+                    images.append(np.asarray(image, dtype=np.uint8))
+            except (OSError, SyntaxError, ValueError) as error:
+                raise InvalidArgumentError(
+                    f"{os.path.join(class_dir, entry)} is damaged or not an image ({error}); replace or "
+                    f"remove it.") from None
             labels.append(label)
     if not images:
         raise DataNotFoundError(f"No images in {folder!r}.")

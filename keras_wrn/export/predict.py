@@ -12,6 +12,7 @@ import json
 import os
 
 from keras_wrn.export.source import ExportError
+from keras_wrn.training import run_folder
 
 
 @dataclasses.dataclass
@@ -88,7 +89,7 @@ def _keras_predictor(path, dataset, data_dir):
     from keras_wrn.export.images import read_images
     from keras_wrn.export.source import load_source, probabilities
 
-    if path.endswith(".keras") and os.path.exists(os.path.join(os.path.dirname(path) or ".", "config.json")):
+    if path.endswith(".keras") and os.path.exists(run_folder.path(os.path.dirname(path) or ".", run_folder.CONFIG)):
         path = os.path.dirname(path) or "."  # a run folder's model.keras: use the run's preprocessing
     source = load_source(path, dataset=dataset, data_dir=data_dir)
     serving = source.serving_model()
@@ -112,7 +113,7 @@ def load_predictor(path, *, dataset=None, data_dir=None):
         version_dir = latest_version_dir(path)
         if version_dir is not None:
             return _savedmodel_predictor(version_dir)
-        if os.path.exists(os.path.join(path, "config.json")):
+        if os.path.exists(run_folder.path(path, run_folder.CONFIG)):
             return _keras_predictor(path, dataset, data_dir)
     elif path.endswith(".tflite") and os.path.isfile(path):
         return _tflite_predictor(path)

@@ -197,6 +197,7 @@ class WideResNet(common.ClassifierModel):
         name=None,
         **kwargs,
     ):
+        common.refuse_unknown_arguments(type(self), kwargs)
         kernel_sizes = parse_block_type(block_type)
         if deepening_factor is not None:
             if isinstance(deepening_factor, bool) or not isinstance(deepening_factor, int) or deepening_factor < 1:

@@ -4,6 +4,9 @@ All checks run before a single layer is built, and every message ends with
 what was received, in the keras.applications style.
 """
 
+import contextlib
+import difflib
+import inspect
 import io
 import os
 import zipfile
@@ -87,7 +90,8 @@ def check_head_arguments(*, include_top, pooling, num_classes, weights, model_na
             f"`.weights.h5` or `.keras` file saved from a {model_name}, or "
             f"weights=None for random initialisation. Received: weights={weights!r}"
         )
-    saved_classes = saved_num_classes(path)
+    with damaged_file_error(path):
+        saved_classes = saved_num_classes(path)
     if include_top and saved_classes is None:
         raise WeightsMismatchError(
             f"The weights in {path!r} have no classifier, so they cannot fill a "
@@ -267,10 +271,13 @@ def load_weights(model, weights):
     if weights is None:
         return
     if os.fspath(weights).endswith(LAYER_WEIGHTS_SUFFIX):
-        assign_layer_weights(model, read_layer_weights(os.fspath(weights)), source=repr(os.fspath(weights)))
+        with damaged_file_error(os.fspath(weights)):
+            stored = read_layer_weights(os.fspath(weights))
+        assign_layer_weights(model, stored, source=repr(os.fspath(weights)))
         return
     try:
-        model.load_weights(os.fspath(weights))
+        with damaged_file_error(os.fspath(weights)):
+            model.load_weights(os.fspath(weights))
     except ValueError as error:
         raise WeightsMismatchError(
             f"The weights in {os.fspath(weights)!r} do not fit {model.name}: "
@@ -279,12 +286,56 @@ def load_weights(model, weights):
         ) from error
 
 
+class DamagedWeightsFileError(InvalidArgumentError):
+    """A weights file that cannot be read (truncated, corrupt or another format)."""
+
+
+@contextlib.contextmanager
+def damaged_file_error(path):
+    """Turns the many errors a damaged file raises while it is read (h5py's
+    OSError, BadZipFile, numpy's, Keras') into one that names the file."""
+    try:
+        yield
+    except (InvalidArgumentError, MissingFileError):
+        raise
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, ValueError) as error:
+        if isinstance(error, ValueError) and "truncat" not in str(error).lower() \
+                and "pickle" not in str(error).lower() and not isinstance(error, zipfile.BadZipFile):
+            raise  # an architecture mismatch: the caller explains it
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DamagedWeightsFileError(
+            f"Cannot read the weights file {path}: it is damaged, truncated or not a "
+            f"{os.path.splitext(path)[1] or 'weights'} file ({type(error).__name__}: {reason[:200]}). "
+            f"Save, convert or download it again.") from None
+
+
 def serialize_activation(activation):
     """A JSON-able form of `classifier_activation` (a name, None or a
     serialized callable)."""
     if activation is None or isinstance(activation, str):
         return activation
     return keras.saving.serialize_keras_object(activation)
+
+
+# What keras.Model itself takes from a model's config (`get_config` writes it).
+MODEL_ARGUMENTS = ("trainable",)
+
+
+def refuse_unknown_arguments(cls, kwargs):
+    """Raises, before any layer is built, if `kwargs` holds an argument
+    `cls` does not take: a typo (`dropout=0.3`) must never be ignored."""
+    unknown = sorted(set(kwargs) - set(MODEL_ARGUMENTS))
+    if not unknown:
+        return
+    valid = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "kwargs")]
+    valid += MODEL_ARGUMENTS
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise InvalidArgumentError(
+        f"{cls.__name__} does not take {', '.join(hints)}. Its arguments: {', '.join(valid)}. "
+        f"Received: {', '.join(f'{name}={kwargs[name]!r}' for name in unknown)}")
 
 
 class ClassifierModel(keras.Model):

@@ -75,6 +75,7 @@ class ImageNetWideResNet(common.ClassifierModel):
         name=None,
         **kwargs,
     ):
+        common.refuse_unknown_arguments(type(self), kwargs)
         if block not in BLOCK_FUNCTIONS:
             raise InvalidArgumentError(
                 f"Unknown block {block!r}; ImageNet Wide ResNets use "

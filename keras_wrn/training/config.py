@@ -159,8 +159,8 @@ def package_versions(*extra):
 
 
 def write_json_atomically(path, payload):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    """Writes `payload` as JSON through `run_folder.write_json` (temporary
+    file, fsync, rename)."""
+    from keras_wrn.training import run_folder
+
+    run_folder.write_json(path, payload)

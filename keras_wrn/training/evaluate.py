@@ -3,29 +3,47 @@
 import os
 
 from keras_wrn.errors import InvalidArgumentError, MissingFileError
+from keras_wrn.training import run_folder
 
-WEIGHT_CHOICES = ("final", "best", "last")
+WEIGHT_CHOICES = tuple(run_folder.WEIGHTS)  # final, best, last
+
+
+def load_file(path, model=None):
+    """A `.keras` model (`model=None`) or weights loaded into `model`; a
+    damaged or foreign file is one error naming it."""
+    import keras
+
+    try:
+        if model is None:
+            return keras.saving.load_model(path)
+        model.load_weights(path)
+        return model
+    except Exception as error:  # h5py, zipfile and Keras raise many types for a damaged file
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise run_folder.RunFolderError(
+            f"Cannot read {path}: it is damaged or not a Keras file of this model ({reason[:200]}). "
+            f"For a run folder, `--weights last` or `best` reads another file, and running the same "
+            f"`keras-wrn train` again rewrites it from the checkpoints.") from None
 
 
 def resolve_model(target, weights="final"):
     """(model, TrainConfig or None) for a run folder (its final, best or last
     weights) or a `.keras` file. Run-folder models output logits."""
-    import keras
 
     import keras_wrn  # noqa: F401  (registers the classes .keras files name)
     from keras_wrn.models import registry
     from keras_wrn.training.config import TrainConfig
 
     if os.path.isdir(target):
-        config_path = os.path.join(target, "config.json")
+        config_path = run_folder.path(target, run_folder.CONFIG)
         if not os.path.exists(config_path):
             raise MissingFileError(
                 f"{target!r} is not a keras-wrn run folder (no config.json). Pass a run folder "
                 f"written by `keras-wrn train` or a .keras model file."
             )
         config = TrainConfig.load(config_path)
-        files = {"final": "model.keras", "best": "best.weights.h5", "last": "last.weights.h5"}
-        path = os.path.join(target, files[weights])
+        files = run_folder.WEIGHTS
+        path = run_folder.path(target, files[weights])
         if not os.path.exists(path):
             raise MissingFileError(
                 f"The run folder {target!r} has no {files[weights]} yet (the run has not "
@@ -33,7 +51,7 @@ def resolve_model(target, weights="final"):
                 f"--weights last or resume the run."
             )
         if weights == "final":
-            return keras.saving.load_model(path), config
+            return load_file(path), config
         from keras_wrn import data
 
         spec = data.get_dataset_spec(config.dataset)
@@ -42,10 +60,9 @@ def resolve_model(target, weights="final"):
             input_shape=(spec.image_size, spec.image_size, spec.channels),
             classifier_activation=None,
         )
-        model.load_weights(path)
-        return model, config
+        return load_file(path, model), config
     if target.endswith(".keras") and os.path.isfile(target):
-        return keras.saving.load_model(target), None
+        return load_file(target), None
     raise MissingFileError(
         f"Cannot evaluate {target!r}: pass a run folder written by `keras-wrn train` or a "
         f".keras model file."
@@ -69,7 +86,7 @@ def run_zca(run_dir, config):
 
     if config is None or not config.zca:
         return None
-    with np.load(os.path.join(run_dir, "zca.npz")) as stored:
+    with np.load(run_folder.path(run_dir, run_folder.ZCA)) as stored:
         return stored["mean"], stored["matrix"]
 
 

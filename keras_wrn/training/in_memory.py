@@ -9,7 +9,6 @@ batch travels to the device.
 """
 
 import json
-import os
 import time
 
 import keras
@@ -119,6 +118,7 @@ class EpochLog(keras.callbacks.Callback):
         self.log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}{tested}, {seconds:.1f} s, "
                  f"{record['images_per_second']:.0f} img/s", flush=True)
         if self.weights_path and self.save_every and (epoch + 1) % self.save_every == 0:
-            tmp = f"{self.weights_path}.tmp.weights.h5"
-            self.net.save_weights(tmp)
-            os.replace(tmp, self.weights_path)
+            from keras_wrn.training import run_folder
+
+            with run_folder.atomic_path(self.weights_path) as tmp:
+                self.net.save_weights(tmp)

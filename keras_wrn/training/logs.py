@@ -3,22 +3,39 @@
 import json
 import os
 
+from keras_wrn.training import run_folder
 
-def read_metrics(path):
-    """The epoch records of a `metrics.jsonl` file (empty if absent)."""
+
+def read_metrics(path, warn=None):
+    """The epoch records of a `metrics.jsonl` file (empty if absent). A line
+    that is not JSON is kept as `{"unreadable": line}`, so that rewriting
+    the file never drops it, and named through `warn`."""
     if not os.path.exists(path):
         return []
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    records = []
+    with open(path, errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                records.append({"unreadable": line.rstrip("\n")})
+                if warn:
+                    warn(f"WARNING: line {number} of {path} is not JSON; it is kept as it is.")
+    return records
 
 
 def write_metrics(path, records):
-    """Rewrites `metrics.jsonl` atomically (one JSON object per epoch)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
-    os.replace(tmp, path)
+    """Rewrites `metrics.jsonl` atomically (one JSON object per line)."""
+    run_folder.write_text(path, "".join(json.dumps(record) + "\n" for record in records))
+
+
+def latest_per_epoch(records):
+    """One record per epoch, the latest (an epoch redone after a fallback to
+    an older checkpoint has two lines), in epoch order."""
+    latest = {r["epoch"]: r for r in records if "epoch" in r}
+    return [latest[epoch] for epoch in sorted(latest)]
 
 
 def plot_curves(records, path, title=""):
@@ -47,7 +64,6 @@ def plot_curves(records, path, title=""):
     loss_axis.set_title(title)
     loss_axis.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp)
+    with run_folder.atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -103,6 +103,11 @@ def xla_blocker(strategy):
     return None
 
 
+def on_cpu(strategy):
+    """Whether `strategy`'s replicas run on CPU devices."""
+    return all("CPU" in device.upper() for device in strategy.extended.worker_devices)
+
+
 def resolve_xla(requested, strategy):
     """Whether the step compiles with XLA: `requested` True/False, or None
     for the default, on wherever XLA can run (see `xla_blocker`). Raises

@@ -22,22 +22,21 @@ uninterrupted run.
 
 import contextlib
 import dataclasses
+import functools
+import json
 import math
 import os
 import sys
 import time
 
 from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.training import run_folder
 from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig, package_versions
 from keras_wrn.training.steps import build_training_objects, make_train_step, replica_function
 
 SMOKE_STEPS = 3
 SMOKE_EPOCHS = 2
 SMOKE_BATCH_PER_REPLICA = 2
-
-
-class RunFolderMismatchError(InvalidArgumentError):
-    """The run folder holds a different run."""
 
 
 @dataclasses.dataclass
@@ -54,29 +53,53 @@ class TrainResult:
 def _environment():
     import keras
 
-    return {**package_versions(), "backend": keras.backend.backend()}
+    from keras_wrn.training.hardware import cpu
+
+    return {**package_versions(), "backend": keras.backend.backend(), "cpu": cpu().to_dict()}
 
 
-def _check_run_folder(config, path):
+def _check_run_folder(config, path, warn):
     if not os.path.exists(path):
         return
-    previous = TrainConfig.load(path)
+    try:
+        previous = TrainConfig.load(path)
+    except (ValueError, KeyError, TypeError) as error:
+        # The checkpoints, not this file, decide what resumes; it is rewritten below.
+        warn(f"WARNING: {path} is damaged ({type(error).__name__}: {error}); it is written anew, and the "
+             f"run resumes from its checkpoints if they fit this model.")
+        return
     different = [
         f"{field}={getattr(previous, field)!r} (now {getattr(config, field)!r})"
         for field in IDENTITY_FIELDS
         if getattr(previous, field) != getattr(config, field)
     ]
     if different:
-        raise RunFolderMismatchError(
+        raise run_folder.RunFolderError(
             f"The run folder {config.run_dir} belongs to another run: {', '.join(different)}. "
             f"Pass the same options to resume it, or another --run-dir for a new run."
         )
 
 
-def _save_weights_atomically(model, path):
-    tmp = path.replace(".weights.h5", ".tmp.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+def _save_weights(model, path):
+    with run_folder.atomic_path(path) as tmp:
+        model.save_weights(tmp)
+
+
+def _save_checkpoint(manager, step, run_dir):
+    """`manager.save` whose failure (a full disk) removes its half-written
+    folder and says what is intact, instead of a TensorFlow traceback."""
+    import tensorflow as tf
+
+    try:
+        manager.save(checkpoint_number=step)
+    except tf.errors.OpError as error:
+        run_folder.remove_debris(run_dir)
+        older = run_folder.checkpoint_numbers(run_dir)
+        reason = error.message.rsplit(";", 1)[-1].strip() or type(error).__name__
+        raise run_folder.RunFolderWriteError(
+            f"Could not write checkpoint {step} in {manager.directory}: {reason}. The previous checkpoint "
+            f"({f'ckpt-{older[0]}' if older else 'none yet'}) and the run's other files are intact; free some "
+            f"space, then run the same command again: it resumes.") from None
 
 
 def _read(variable):
@@ -112,16 +135,15 @@ def load_or_fit_zca(config, train_split, write=True):
 
     from keras_wrn.data import fit_zca
 
-    path = os.path.join(config.run_dir, "zca.npz")
+    path = run_folder.path(config.run_dir, run_folder.ZCA)
     if os.path.exists(path):
         with np.load(path) as stored:
             return stored["mean"], stored["matrix"]
     images = np.concatenate([x for x, _ in train_split.source.batch(4096).as_numpy_iterator()])
     mean, matrix = fit_zca(images)
     if write:
-        tmp = path.replace(".npz", ".tmp.npz")
-        np.savez(tmp, mean=mean, matrix=matrix)
-        os.replace(tmp, path)
+        with run_folder.atomic_path(path) as tmp:
+            np.savez(tmp, mean=mean, matrix=matrix)
     return mean, matrix
 
 
@@ -139,10 +161,13 @@ def train(config, *, verbose=True):
     from keras_wrn import data
     from keras_wrn.models import registry
     from keras_wrn.training import logs
-    from keras_wrn.training.strategies import is_chief, make_strategy, resolve_xla, split_cpu
+    from keras_wrn.training.strategies import is_chief, make_strategy, on_cpu, resolve_xla, split_cpu
+    from keras_wrn.training.xla_choice import choose_xla
 
     config.validate()
     log = print if verbose else (lambda *a, **k: None)
+    warn = functools.partial(print, file=sys.stderr)  # shown even when not verbose
+    lock = writer = None
     # Validate names before touching the strategy, the data or the folder.
     spec = data.get_dataset_spec(config.dataset)
     model_spec = registry.get_model_spec(config.model)
@@ -151,18 +176,19 @@ def train(config, *, verbose=True):
             f"{config.model} needs images of at least 32x32; {spec.name} has "
             f"{spec.image_size}x{spec.image_size}. Use a CIFAR-style model such as wrn-16-4."
         )
+    if spec.tfds_name is None and spec.name != "digits":
+        data.check_image_folder(spec.name)  # a damaged image is named before anything is written
     if config.cpu_devices:
         split_cpu(config.cpu_devices)
     strategy = make_strategy(config.strategy, config.tpu)
     replicas = strategy.num_replicas_in_sync
-    config = dataclasses.replace(config, xla=resolve_xla(config.xla, strategy))
+    xla = resolve_xla(config.xla, strategy)
     batch_size = SMOKE_BATCH_PER_REPLICA * replicas if config.smoke else config.batch_size
     if batch_size % replicas:
         raise InvalidArgumentError(
             f"The global batch size {batch_size} cannot be split evenly over {replicas} "
             f"replicas; use a multiple of {replicas}."
         )
-    keras.utils.set_random_seed(config.seed)
     keras.config.set_dtype_policy(config.precision)
     try:
         train_split = data.load_split(spec, "train", data_dir=config.data_dir, training=True)
@@ -175,17 +201,33 @@ def train(config, *, verbose=True):
 
         chief = is_chief(strategy)
         run_dir = config.run_dir
-        config_path = os.path.join(run_dir, "config.json")
-        _check_run_folder(config, config_path)
-        chief_checkpoints = os.path.join(run_dir, "checkpoints")
-        if not config.resume and tf.train.latest_checkpoint(chief_checkpoints):
-            raise RunFolderMismatchError(
+        if chief:
+            # Before anything in the folder is read or written: one process at a time.
+            lock = run_folder.RunLock(run_dir).acquire()
+            if lock.previous_holder and f"pid {os.getpid()}:" not in lock.previous_holder:
+                log(f"Took over the run folder's lock from a process that no longer runs "
+                    f"({lock.previous_holder}).")
+            removed = run_folder.remove_debris(run_dir)
+            if removed:
+                log(f"Removed {len(removed)} unfinished file(s) a killed run left in {run_dir}: "
+                    f"{', '.join(sorted(removed)[:5])}")
+        config_path = run_folder.path(run_dir, run_folder.CONFIG)
+        _check_run_folder(config, config_path, warn)
+        chief_checkpoints = run_folder.path(run_dir, run_folder.CHECKPOINTS)
+        if not config.resume and run_folder.checkpoint_numbers(run_dir):
+            raise run_folder.RunFolderError(
                 f"{run_dir} already holds a run and resume is off (--no-resume); pass another "
                 f"--run-dir (nothing was deleted)."
             )
+        xla_record = {"source": "requested" if config.xla is not None else "default"}
+        if config.xla is None and xla and on_cpu(strategy):
+            xla, xla_record = choose_xla(config, spec, strategy, batch_size, log=log)
+        config = dataclasses.replace(config, xla=xla)
+        keras.utils.set_random_seed(config.seed)  # after the probe, whose models draw numbers
         if chief:
             os.makedirs(run_dir, exist_ok=True)
             config.save(config_path, {"environment": _environment(), "replicas": replicas,
+                                      "xla_choice": xla_record,
                                       "global_batch_size": batch_size,
                                       "steps_per_epoch": steps_per_epoch,
                                       "class_names": train_split.class_names})
@@ -200,13 +242,14 @@ def train(config, *, verbose=True):
         model, preprocess, optimizer, schedule = build_training_objects(config, spec, strategy, steps_per_epoch, zca=zca)
         with strategy.scope():
             best_error = tf.Variable(math.inf, trainable=False, dtype=tf.float64)
+        # The record of the epoch an epoch-end checkpoint closes: a run killed
+        # between the checkpoint and metrics.jsonl gets its line back.
+        epoch_record = tf.Variable("", trainable=False, dtype=tf.string)
 
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                         preprocess=preprocess, best_error=best_error)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, preprocess=preprocess,
+                                         best_error=best_error, epoch_record=epoch_record)
         manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
-        latest = tf.train.latest_checkpoint(chief_checkpoints)
-        if latest:
-            checkpoint.restore(latest).expect_partial()
+        run_folder.restore_newest_intact(checkpoint, run_dir, warn=warn)
         start_step = int(_read(optimizer.iterations))
         log(f"Training {config.model} on {spec.name}: {replicas} replica(s), batch {batch_size}, "
             f"{config.precision}, XLA {'on' if config.xla else 'off'}.")
@@ -244,9 +287,22 @@ def train(config, *, verbose=True):
             loss, wrong1, wrong5, count = totals
             return loss / count, wrong1 / count, wrong5 / count
 
-        metrics_path = os.path.join(run_dir, "metrics.jsonl")
-        records = [r for r in logs.read_metrics(metrics_path) if r["epoch"] <= start_step // steps_per_epoch]
-        writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if chief else None
+        metrics_path = run_folder.path(run_dir, run_folder.METRICS)
+        curves_path = run_folder.path(run_dir, run_folder.CURVES)
+        last_path = run_folder.path(run_dir, run_folder.LAST_WEIGHTS)
+        best_path = run_folder.path(run_dir, run_folder.BEST_WEIGHTS)
+        records = logs.read_metrics(metrics_path, warn=warn)  # never cut back
+        closed = json.loads(epoch_record.numpy().decode() or "null")
+        if chief and closed and closed["step"] == start_step and closed["epoch"] not in {r["epoch"] for r in records}:
+            # Killed after the epoch-end checkpoint, before its files: write them now.
+            records.append(closed)
+            _save_weights(model, last_path)
+            if closed["test_error"] <= float(best_error.numpy()):
+                _save_weights(model, best_path)
+            logs.write_metrics(metrics_path, records)
+        # Epochs a fallback to an older checkpoint trains again: their new lines are marked.
+        logged_epochs = {r["epoch"] for r in records}
+        writer = tf.summary.create_file_writer(run_folder.path(run_dir, run_folder.TENSORBOARD)) if chief else None
         progress = _Progress(verbose)
         last_save_time = time.monotonic()
         step = start_step
@@ -271,7 +327,7 @@ def train(config, *, verbose=True):
                     due_steps = config.checkpoint_steps and step % config.checkpoint_steps == 0
                     due_time = time.monotonic() - last_save_time >= 60 * config.checkpoint_minutes
                     if (due_steps or due_time) and step % steps_per_epoch:
-                        manager.save(checkpoint_number=step)
+                        _save_checkpoint(manager, step, run_dir)
                         last_save_time = time.monotonic()
             train_time = time.monotonic() - started
             test_loss, test_error, test_top5 = evaluate()
@@ -285,24 +341,25 @@ def train(config, *, verbose=True):
                 "epoch_seconds": round(train_time, 3),
                 "images_per_second": round(seen * batch_size / max(train_time, 1e-9), 1),
                 "resumed_mid_epoch": bool(skip),
+                **({"redone": True} if epoch + 1 in logged_epochs else {}),
             }
             records.append(record)
             improved = test_error < float(best_error.numpy())
             if improved:
                 best_error.assign(test_error)
+            epoch_record.assign(json.dumps(record))
+            _save_checkpoint(manager, step, run_dir)  # first: the files below are remade from it
+            last_save_time = time.monotonic()
             if chief:
-                _save_weights_atomically(model, os.path.join(run_dir, "last.weights.h5"))
+                _save_weights(model, last_path)
                 if improved:
-                    _save_weights_atomically(model, os.path.join(run_dir, "best.weights.h5"))
+                    _save_weights(model, best_path)
                 logs.write_metrics(metrics_path, records)
-                logs.plot_curves(records, os.path.join(run_dir, "curves.png"),
-                                 f"{config.model} on {spec.name}")
+                logs.plot_curves(logs.latest_per_epoch(records), curves_path, f"{config.model} on {spec.name}")
                 with writer.as_default(step=epoch + 1):
                     for key in ("learning_rate", "train_loss", "train_error", "test_loss", "test_error"):
                         tf.summary.scalar(key, record[key])
                 writer.flush()
-            manager.save(checkpoint_number=step)
-            last_save_time = time.monotonic()
             log(f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f}, "
                 f"test error {100 * test_error:.2f}%, {record['images_per_second']:.0f} img/s")
 
@@ -311,10 +368,8 @@ def train(config, *, verbose=True):
 
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if chief:
-            final = os.path.join(run_dir, "model.keras")
-            tmp = os.path.join(run_dir, "model.tmp.keras")
-            model.save(tmp)
-            os.replace(tmp, final)
+            with run_folder.atomic_path(run_folder.path(run_dir, run_folder.MODEL)) as tmp:
+                model.save(tmp)
         steps_done = int(_read(optimizer.iterations))
         return TrainResult(
             run_dir=run_dir, epochs=epochs, steps=steps_done,
@@ -325,3 +380,7 @@ def train(config, *, verbose=True):
         )
     finally:
         keras.config.set_dtype_policy("float32")
+        if writer is not None:
+            writer.close()
+        if lock is not None:
+            lock.release()

@@ -1,5 +1,7 @@
 """Impossible requests fail with a clear message before any layer is built."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,45 @@ def test_weights_of_another_architecture(saved_weights):
     _, path = saved_weights
     with pytest.raises(WeightsMismatchError, match="different architecture"):
         keras_wrn.WideResNet(10, 2, num_classes=5, weights=path)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: keras_wrn.WideResNet(16, 4, dropout=0.3),
+    lambda: keras_wrn.WideResNet18(widht=2.0),
+    lambda: keras_wrn.WideResNet34(dropout_rate=0.3),
+    lambda: keras_wrn.WideResNet50_2(pretrained=True),
+    lambda: keras_wrn.WideResNet101_2(classes=10),
+    lambda: keras_wrn.ImageNetWideResNet("basic", (1, 1, 1, 1), includ_top=False),
+    lambda: keras_wrn.get_model("wrn-16-8", include_preprocessing=True),
+    lambda: keras_wrn.get_model("wrn-50-2-bottleneck", drop_rate=0.1),
+], ids=["WideResNet", "WideResNet18", "WideResNet34", "WideResNet50_2", "WideResNet101_2",
+        "ImageNetWideResNet", "get_model-cifar", "get_model-imagenet"])
+def test_an_unknown_argument_is_refused_naming_the_valid_ones(build, no_layers_built):
+    with pytest.raises(keras_wrn.InvalidArgumentError, match="does not take") as raised:
+        build()
+    assert "Its arguments: " in str(raised.value) and "Received: " in str(raised.value)
+
+
+def test_the_refusal_suggests_the_argument_meant():
+    with pytest.raises(ValueError, match=r"'dropout' \(did you mean 'dropout_rate'\?\)"):
+        keras_wrn.WideResNet(16, 4, dropout=0.3)
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".keras", ".weights.npz"])
+def test_a_damaged_weights_file_is_named(tmp_path, suffix):
+    from keras_wrn.models.common import DamagedWeightsFileError, model_layer_weights, save_layer_weights
+
+    model = keras_wrn.WideResNet(10, 1, num_classes=3, input_shape=(8, 8, 3))
+    path = str(tmp_path / f"wrn{suffix}")
+    if suffix == ".weights.npz":
+        save_layer_weights(path, model_layer_weights(model))
+    elif suffix == ".keras":
+        model.save(path)
+    else:
+        model.save_weights(path)
+    with open(path, "rb") as handle:
+        head = handle.read(os.path.getsize(path) // 2)
+    with open(path, "wb") as handle:
+        handle.write(head)
+    with pytest.raises(DamagedWeightsFileError, match=f"Cannot read the weights file {path}: it is damaged"):
+        keras_wrn.WideResNet(10, 1, num_classes=3, input_shape=(8, 8, 3), weights=path)

@@ -29,9 +29,10 @@ def smoke_run(tmp_path_factory):
 
 
 def folder_state(run_dir):
-    """Every file's size and modification time: what a refused command must not touch."""
+    """Every file's modification time: what a refused command must not touch
+    (but the lock, which it takes before it reads the folder)."""
     return {os.path.join(root, name): os.stat(os.path.join(root, name)).st_mtime_ns
-            for root, _, names in os.walk(run_dir) for name in names}
+            for root, _, names in os.walk(run_dir) for name in names if name != ".lock"}
 
 
 def test_smoke_run_writes_a_complete_run_folder(tmp_path):
@@ -215,3 +216,36 @@ def test_no_resume_refuses_a_used_run_folder(smoke_run):
     assert result.exit_code == 1
     assert "already holds a run and resume is off" in result.output
     assert folder_state(smoke_run) == before
+
+
+@pytest.mark.slow
+def test_soak_twenty_random_kills_end_as_an_uninterrupted_run(tmp_path):
+    """SIGKILL at 20 random moments (start-up, training, checkpointing,
+    writing the epoch's files), each followed by the same command."""
+    import random
+
+    run_dir = str(tmp_path / "run")
+    args = ["train", "--batch-size", "128", "--epochs", "3", "--lr-boundaries", "2,3", "--checkpoint-steps", "3",
+            "--no-xla", "--run-dir", run_dir]
+    steps_per_epoch = 1347 // 128
+    rng = random.Random(13)
+    seen = []
+    for _ in range(20):
+        process = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+        try:
+            process.wait(timeout=rng.uniform(2.0, 14.0))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert process.returncode in (0, -signal.SIGKILL), process.stderr.read()[-2000:]
+        lines = open(os.path.join(run_dir, "metrics.jsonl")).read().splitlines() \
+            if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
+        assert lines[:len(seen)] == seen  # nothing written is ever lost
+        seen = lines
+    finished = run_cli(*args)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert f"Done: {3 * steps_per_epoch} steps, final learning rate 0.004," in finished.stdout
+    records = metrics(run_dir)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [r["step"] for r in records] == [steps_per_epoch * e for e in (1, 2, 3)]
+    assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]

@@ -1,0 +1,97 @@
+"""The CPU a run or a benchmark ran on: its model, microarchitecture and the
+instruction sets that decide which kernels are fast (AVX2, AVX-512, native
+bfloat16, VNNI int8, AMX).
+
+Virtual machines often report only "AMD EPYC": the family and model
+numbers name the generation (family 25 model 1 is a Zen 3 Milan, model 17 a
+Zen 4 Genoa), so they are part of the description and of the key that
+`training.xla_choice` caches its measurements under.
+"""
+
+import dataclasses
+import os
+import platform
+
+# /proc/cpuinfo flag -> the name the README and the benchmarks print.
+FEATURES = (
+    ("avx2", "AVX2"),
+    ("avx512f", "AVX-512"),
+    ("avx512_bf16", "AVX512_BF16"),
+    ("avx512_vnni", "AVX512_VNNI"),
+    ("amx_bf16", "AMX_BF16"),
+    ("amx_int8", "AMX_INT8"),
+)
+
+# (vendor, family, first model, last model) -> microarchitecture
+_MICROARCHITECTURES = (
+    ("AuthenticAMD", 23, 0x00, 0x2F, "Zen"),
+    ("AuthenticAMD", 23, 0x30, 0xFF, "Zen 2"),
+    ("AuthenticAMD", 25, 0x00, 0x0F, "Zen 3"),
+    ("AuthenticAMD", 25, 0x20, 0x5F, "Zen 3"),
+    ("AuthenticAMD", 25, 0x10, 0x1F, "Zen 4"),
+    ("AuthenticAMD", 25, 0x60, 0xAF, "Zen 4"),
+    ("AuthenticAMD", 26, 0x00, 0xFF, "Zen 5"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class CPU:
+    model: str
+    vendor: str = ""
+    family: int | None = None
+    model_number: int | None = None
+    features: tuple = ()  # the names of FEATURES this CPU has
+    cores: int = 1
+
+    @property
+    def microarchitecture(self):
+        for vendor, family, first, last, name in _MICROARCHITECTURES:
+            if (self.vendor, self.family) == (vendor, family) and first <= (self.model_number or 0) <= last:
+                return name
+        return None
+
+    def has(self, feature):
+        return feature in self.features
+
+    def describe(self):
+        """"AMD EPYC (Zen 4; AVX2 AVX-512 AVX512_BF16 AVX512_VNNI), 2 cores"."""
+        details = [d for d in (self.microarchitecture, " ".join(self.features) or "no AVX2") if d]
+        return f"{self.model} ({'; '.join(details)}), {self.cores} cores"
+
+    def key(self):
+        """What identifies this kind of CPU for cached measurements."""
+        return f"{self.vendor} {self.model} family {self.family} model {self.model_number} " \
+               f"[{' '.join(self.features)}] x{self.cores}"
+
+    def to_dict(self):
+        return {**dataclasses.asdict(self), "features": list(self.features),
+                "microarchitecture": self.microarchitecture, "description": self.describe()}
+
+
+def cpu(cpuinfo="/proc/cpuinfo"):
+    """The CPU of this machine (Linux: from /proc/cpuinfo; elsewhere the
+    platform's name only)."""
+    fields = {}
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split())
+
+    def number(key):
+        value = fields.get(key, "")
+        return int(value) if value.isdigit() else None
+
+    return CPU(
+        model=fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU",
+        vendor=fields.get("vendor_id", ""),
+        family=number("cpu family"),
+        model_number=number("model"),
+        features=tuple(name for flag, name in FEATURES if flag in flags),
+        cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+    )

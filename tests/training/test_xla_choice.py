@@ -1,0 +1,72 @@
+"""XLA by measurement: the CPU described, the step timed both ways, the
+faster kept, cached per kind of machine, recorded in the run folder."""
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from keras_wrn.training import hardware, xla_choice  # noqa: E402
+from keras_wrn.training.config import TrainConfig  # noqa: E402
+
+ZEN4 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+flags\t\t: fpu avx2 fma avx512f avx512dq avx512_bf16 avx512_vnni
+
+processor\t: 1
+"""
+ZEN3 = ZEN4.replace("model\t\t: 17", "model\t\t: 1").replace(" avx512f avx512dq avx512_bf16 avx512_vnni", "")
+
+
+def test_the_cpu_is_named_by_generation_and_instruction_sets(tmp_path):
+    (tmp_path / "zen4").write_text(ZEN4)
+    (tmp_path / "zen3").write_text(ZEN3)
+    zen4, zen3 = hardware.cpu(str(tmp_path / "zen4")), hardware.cpu(str(tmp_path / "zen3"))
+    assert zen4.microarchitecture == "Zen 4" and zen3.microarchitecture == "Zen 3"
+    assert zen4.features == ("AVX2", "AVX-512", "AVX512_BF16", "AVX512_VNNI") and zen3.features == ("AVX2",)
+    assert zen4.describe().startswith("AMD EPYC (Zen 4; AVX2 AVX-512 AVX512_BF16 AVX512_VNNI)")
+    assert zen4.key() != zen3.key()
+    assert hardware.cpu().model and hardware.cpu(str(tmp_path / "missing")).model
+
+
+@pytest.fixture
+def probe_inputs():
+    from keras_wrn import data
+    from keras_wrn.training.strategies import make_strategy
+
+    config = TrainConfig.from_preset("digits", batch_size=8)
+    return config, data.get_dataset_spec("digits"), make_strategy("one-device"), 8
+
+
+def test_the_faster_is_kept_cached_and_not_measured_again(probe_inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_WRN_CACHE", str(tmp_path))
+    (tmp_path / xla_choice.CACHE_FILE).write_text('{"truncated": ')  # unreadable: measured again
+    lines = []
+    xla, record = xla_choice.choose_xla(*probe_inputs, log=lines.append)
+    assert record["xla_images_per_second"] > 0 and record["graph_images_per_second"] > 0
+    assert xla is (record["xla_images_per_second"] > record["graph_images_per_second"]) is record["xla"]
+    assert record["source"].startswith("measured") and lines[0].startswith("Measuring")
+    assert f"{record['xla_images_per_second']:g} img/s with XLA" in lines[-1]
+    cache = json.loads((tmp_path / xla_choice.CACHE_FILE).read_text())
+    assert list(cache) == [xla_choice.choice_key(*probe_inputs[:2], 8)]
+
+    lines.clear()
+    again, cached = xla_choice.choose_xla(*probe_inputs, log=lines.append)
+    assert again is xla and cached["source"].startswith("cached in")
+    assert not [line for line in lines if line.startswith("Measuring")]
+
+
+def test_smoke_runs_do_not_measure_and_an_explicit_choice_wins(tmp_path):
+    from keras_wrn.training.trainer import train
+
+    run_dir = str(tmp_path / "run")
+    train(TrainConfig.from_preset("digits", run_dir=run_dir, smoke=True, xla=False), verbose=False)
+    saved = json.load(open(os.path.join(run_dir, "config.json")))
+    assert saved["config"]["xla"] is False and saved["xla_choice"] == {"source": "requested"}
+    assert saved["environment"]["cpu"]["description"] == hardware.cpu().describe()
+    assert not os.path.exists(xla_choice.cache_path())
