@@ -24,10 +24,6 @@ class CheckpointError(InvalidArgumentError):
     """A checkpoint cannot be read or converted; the message says why."""
 
 
-def is_checkpoint_path(value):
-    return isinstance(value, (str, os.PathLike)) and os.fspath(value).endswith(CHECKPOINT_SUFFIXES)
-
-
 def _unwrap(state):
     while isinstance(state, dict):
         inner = next((state[k] for k in CONTAINER_KEYS if isinstance(state.get(k), dict)), None)

@@ -37,13 +37,10 @@ def convert_checkpoint(source, model_name, out=None, *, input_size=None):
     if out is not None:
         out = os.fspath(out)
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}.keras")
-        try:
+        from keras_wrn.training import run_folder
+
+        with run_folder.atomic_path(out) as tmp:
             model.save(tmp)
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     report = {"layout": layout, "tensors": len(state), "layers": len(layer_weights),
               "num_classes": overrides.get("num_classes"), "model": spec.name, "out": out}
     return model, report

@@ -83,13 +83,6 @@ DATASETS = {
         ),
     )
 }
-DEFAULT_DATASET = "digits"
-
-
-def list_datasets():
-    return list(DATASETS)
-
-
 def get_dataset_spec(name, data_dir=None):
     """The spec of a named dataset, or of an image folder (a path with
     `train/` and `test/` sub-folders of one folder per class)."""
@@ -258,9 +251,10 @@ def read_image_arrays(root, split, image_size=None):
     return np.stack(images), np.asarray(labels, dtype=np.int32)
 
 
-def _load_digits(spec, split, *, data_dir=None, training=False):
+def digits_arrays():
+    """scikit-learn's 8x8 digits as uint8 `(N, 8, 8, 1)` pixels 0-255 and int32
+    labels, split 75/25 (stratified, fixed seed): `(x_train, y_train, x_test, y_test)`."""
     import numpy as np
-    import tensorflow as tf
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -270,6 +264,34 @@ def _load_digits(spec, split, *, data_dir=None, training=False):
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=0.25, random_state=0, stratify=labels
     )
+    return x_train, y_train, x_test, y_test
+
+
+def in_memory_arrays(spec, data_dir=None):
+    """`(x_train, y_train, x_test, y_test, class_names)` as numpy arrays, read
+    without TensorFlow (the Keras `fit` route on JAX and PyTorch): the
+    digits, an image folder, or a dataset stored as image files in
+    `data_dir` (`train/` and `test/`, a folder per class, e.g. CIFAR-10)."""
+    if spec.name == "digits":
+        return (*digits_arrays(), [str(i) for i in range(10)])
+    if spec.tfds_name is None:
+        root = spec.name
+    elif data_dir and is_image_folder_copy(spec, data_dir):
+        root = data_dir
+    else:
+        raise DataNotFoundError(
+            f"Without TensorFlow, {spec.name} is read from image files: pass --data-dir with train/ and test/ "
+            f"folders of one folder per class (as the CIFAR-10 JPEG copy), or train with "
+            f"KERAS_BACKEND=tensorflow, which reads tensorflow-datasets.")
+    x_train, y_train = read_image_arrays(root, "train", spec.image_size)
+    x_test, y_test = read_image_arrays(root, "test", spec.image_size)
+    return x_train, y_train, x_test, y_test, _class_names(os.path.join(root, "train"))
+
+
+def _load_digits(spec, split, *, data_dir=None, training=False):
+    import tensorflow as tf
+
+    x_train, y_train, x_test, y_test = digits_arrays()
     x, y = (x_train, y_train) if split == spec.train_split else (x_test, y_test)
     return Split(
         spec, tf.data.Dataset.from_tensor_slices((x, y)), len(y),

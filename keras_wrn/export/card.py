@@ -13,6 +13,7 @@ import os
 import shlex
 
 from keras_wrn.export.source import ExportError
+from keras_wrn.training import run_folder
 from keras_wrn.training.config import package_versions, write_json_atomically
 
 CARD_JSON = "model_card.json"
@@ -109,13 +110,6 @@ def evaluation_for(out, source):
     return {**result, "command": shlex.join(argv)}
 
 
-def _write_text_atomically(path, text):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def export_command(source, out, *options):
     """The `keras-wrn export` command line that makes an export of `source`."""
     argv = ["keras-wrn", "export", display_path(source.target)]
@@ -152,7 +146,7 @@ def add_artifact(out, source, class_names, evaluation, key, record, command, ref
         "keras_reference": keras_reference,
     }
     write_json_atomically(os.path.join(out, CARD_JSON), card)
-    _write_text_atomically(os.path.join(out, CARD_MARKDOWN), render_markdown(card))
+    run_folder.write_text(os.path.join(out, CARD_MARKDOWN), render_markdown(card))
     return card
 
 

@@ -28,6 +28,7 @@ import tempfile
 
 from keras_wrn.export.source import ExportError, current_umask, load_source, probabilities, require_tensorflow_backend
 from keras_wrn.export.verify import check, compare
+from keras_wrn.training import run_folder
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")
 METADATA_FILE = "keras_wrn_export.json"
@@ -202,7 +203,8 @@ def export_savedmodel(target, out, *, dataset=None, data_dir=None, weights="fina
     top_k = min(5, source.dataset.num_classes)
 
     os.makedirs(out, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=out)
+    run_folder.remove_stale_temporaries(out)  # what a killed export left
+    tmp = tempfile.mkdtemp(prefix=f"{run_folder.TMP_PREFIX}{os.getpid()}-{version}-", dir=out)
     os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide it from a server's user
     try:
         write_savedmodel(serving, tmp, _serving_functions(serving, source.image_shape, class_names, top_k))

@@ -14,6 +14,7 @@ import tempfile
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.export.source import ExportError, current_umask, load_source, probabilities, require_tensorflow_backend
 from keras_wrn.export.verify import check, compare
+from keras_wrn.training import run_folder
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 REPRESENTATIVE_EXAMPLES = 256
@@ -136,7 +137,8 @@ def export_tflite(target, out, *, quantize="none", dataset=None, data_dir=None, 
     representative = source.train_images(REPRESENTATIVE_EXAMPLES) if quantize == "int8" else None
 
     os.makedirs(out, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".tmp-{name}-", dir=out)
+    run_folder.remove_stale_temporaries(out)  # what a killed export left
+    handle, tmp = tempfile.mkstemp(prefix=f"{run_folder.TMP_PREFIX}{os.getpid()}-{name}-", dir=out)
     os.close(handle)
     try:
         with open(tmp, "wb") as stream:

@@ -8,7 +8,6 @@ lent GPU machines, a notebook). Under JAX, `fit` runs one jit-compiled
 batch travels to the device.
 """
 
-import json
 import time
 
 import keras
@@ -47,11 +46,15 @@ class ShuffledBatches(keras.utils.PyDataset):
         return self.images[take], self.labels[take]
 
     def on_epoch_end(self):
-        self.epoch += 1
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch):
+        """Draws the order of `epoch` (a resumed run starts at its epoch)."""
+        self.epoch = epoch
         self._order = self._permutation()
 
 
-def build_fit_model(config, spec, steps_per_epoch, jit_compile=True):
+def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None):
     """`(trainer, net)`: the registered network `net` (logits) behind the
     paper's augmentation and normalisation, as one compiled Keras model
     taking uint8 (or float 0-255) images `(N, H, W, C)` and int labels, with
@@ -64,7 +67,7 @@ def build_fit_model(config, spec, steps_per_epoch, jit_compile=True):
 
     keras.config.set_dtype_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
-    net, preprocess, optimizer, _ = build_training_objects(config, spec, None, steps_per_epoch)
+    net, preprocess, optimizer, _ = build_training_objects(config, spec, None, steps_per_epoch, zca=zca)
     size, channels = spec.image_size, spec.channels
     trainer = keras.Sequential([keras.Input((size, size, channels)), preprocess, net], name=f"fit_{net.name}")
     trainer.compile(
@@ -112,8 +115,12 @@ class EpochLog(keras.callbacks.Callback):
         }
         if "val_accuracy" in logs:
             record.update(test_loss=float(logs["val_loss"]), test_error=1.0 - float(logs["val_accuracy"]))
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        from keras_wrn.training import logs as run_logs
+
+        existing = run_logs.read_metrics(self.path)  # never cut back; a redone epoch is marked
+        if any(r.get("epoch") == record["epoch"] for r in existing):
+            record["redone"] = True
+        run_logs.write_metrics(self.path, existing + [record])
         tested = f", test error {100 * record['test_error']:.2f}%" if "test_error" in record else ""
         self.log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}{tested}, {seconds:.1f} s, "
                  f"{record['images_per_second']:.0f} img/s", flush=True)

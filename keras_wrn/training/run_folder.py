@@ -11,6 +11,7 @@ checkpoints a run resumes from.
       model.keras        the final model
       curves.png         training loss and test error per epoch
       tensorboard/       TensorBoard event files
+      fit-backup/        model and optimizer at the last epoch end (the Keras fit route)
       .lock              held (flock) by the process training in the folder
 
 Every file is written through `atomic_path`: a temporary `.tmp-PID-NAME`
@@ -39,6 +40,7 @@ MODEL = "model.keras"
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
 RESULT = "result.json"
+FIT_BACKUP = "fit-backup"  # the Keras fit route's BackupAndRestore (JAX, PyTorch)
 LOCK = ".lock"
 TMP_PREFIX = ".tmp-"
 # `keras-wrn evaluate/export --weights`: which of the run's weights.
@@ -136,6 +138,32 @@ def remove_debris(run_dir):
     return removed
 
 
+_TEMPORARY = re.compile(rf"^{re.escape(TMP_PREFIX)}(\d+)-")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_stale_temporaries(folder):
+    """Removes the `.tmp-PID-*` files and folders of processes that no
+    longer run (a killed export or conversion), leaving a live one's: for
+    folders without a lock, such as an export's."""
+    removed = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        match = _TEMPORARY.match(name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            _remove(os.path.join(folder, name))
+            removed.append(name)
+    return removed
+
+
 class RunLock:
     """An exclusive lock on a run folder (`flock` on `RUN/.lock`), released
     when the process exits, however it exits: a lock left by a killed process
@@ -177,6 +205,29 @@ class RunLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def check_same_run(config, warn=print):
+    """Refuses a run folder that holds another run (a different value of
+    `config.IDENTITY_FIELDS`); a damaged config.json is named and rewritten
+    (the checkpoints, not it, decide what resumes)."""
+    from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig
+
+    config_path = path(config.run_dir, CONFIG)
+    if not os.path.exists(config_path):
+        return
+    try:
+        previous = TrainConfig.load(config_path)
+    except (ValueError, KeyError, TypeError) as error:
+        warn(f"WARNING: {config_path} is damaged ({type(error).__name__}: {error}); it is written anew, and "
+             f"the run resumes from its checkpoints if they fit this model.")
+        return
+    different = [f"{field}={getattr(previous, field)!r} (now {getattr(config, field)!r})"
+                 for field in IDENTITY_FIELDS if getattr(previous, field) != getattr(config, field)]
+    if different:
+        raise RunFolderError(
+            f"The run folder {config.run_dir} belongs to another run: {', '.join(different)}. "
+            f"Pass the same options to resume it, or another --run-dir for a new run.")
 
 
 def checkpoint_numbers(run_dir):

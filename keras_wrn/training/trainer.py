@@ -31,7 +31,7 @@ import time
 
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training import run_folder
-from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig, package_versions
+from keras_wrn.training.config import package_versions
 from keras_wrn.training.steps import build_training_objects, make_train_step, replica_function
 
 SMOKE_STEPS = 3
@@ -50,7 +50,8 @@ class TrainResult:
     resumed_from_step: int
 
 
-def _environment():
+def environment():
+    """Package versions, the Keras backend and the CPU, for config.json."""
     import keras
 
     from keras_wrn.training.hardware import cpu
@@ -58,26 +59,14 @@ def _environment():
     return {**package_versions(), "backend": keras.backend.backend(), "cpu": cpu().to_dict()}
 
 
-def _check_run_folder(config, path, warn):
-    if not os.path.exists(path):
-        return
-    try:
-        previous = TrainConfig.load(path)
-    except (ValueError, KeyError, TypeError) as error:
-        # The checkpoints, not this file, decide what resumes; it is rewritten below.
-        warn(f"WARNING: {path} is damaged ({type(error).__name__}: {error}); it is written anew, and the "
-             f"run resumes from its checkpoints if they fit this model.")
-        return
-    different = [
-        f"{field}={getattr(previous, field)!r} (now {getattr(config, field)!r})"
-        for field in IDENTITY_FIELDS
-        if getattr(previous, field) != getattr(config, field)
-    ]
-    if different:
-        raise run_folder.RunFolderError(
-            f"The run folder {config.run_dir} belongs to another run: {', '.join(different)}. "
-            f"Pass the same options to resume it, or another --run-dir for a new run."
-        )
+def check_model_and_data(config, spec):
+    """Refuses a model the dataset's images are too small for."""
+    from keras_wrn.models import registry
+
+    if registry.get_model_spec(config.model).family == "imagenet" and spec.image_size < 32:
+        raise InvalidArgumentError(
+            f"{config.model} needs images of at least 32x32; {spec.name} has "
+            f"{spec.image_size}x{spec.image_size}. Use a CIFAR-style model such as wrn-16-4.")
 
 
 def _save_weights(model, path):
@@ -156,10 +145,14 @@ def train(config, *, verbose=True):
     before anything is written.
     """
     import keras
+
+    if keras.backend.backend() != "tensorflow":  # JAX, PyTorch: the Keras fit route
+        from keras_wrn.training.fit_trainer import train_with_fit
+
+        return train_with_fit(config, verbose=verbose)
     import tensorflow as tf
 
     from keras_wrn import data
-    from keras_wrn.models import registry
     from keras_wrn.training import logs
     from keras_wrn.training.strategies import is_chief, make_strategy, on_cpu, resolve_xla, split_cpu
     from keras_wrn.training.xla_choice import choose_xla
@@ -170,12 +163,7 @@ def train(config, *, verbose=True):
     lock = writer = None
     # Validate names before touching the strategy, the data or the folder.
     spec = data.get_dataset_spec(config.dataset)
-    model_spec = registry.get_model_spec(config.model)
-    if model_spec.family == "imagenet" and spec.image_size < 32:
-        raise InvalidArgumentError(
-            f"{config.model} needs images of at least 32x32; {spec.name} has "
-            f"{spec.image_size}x{spec.image_size}. Use a CIFAR-style model such as wrn-16-4."
-        )
+    check_model_and_data(config, spec)
     if spec.tfds_name is None and spec.name != "digits":
         data.check_image_folder(spec.name)  # a damaged image is named before anything is written
     if config.cpu_devices:
@@ -212,7 +200,7 @@ def train(config, *, verbose=True):
                 log(f"Removed {len(removed)} unfinished file(s) a killed run left in {run_dir}: "
                     f"{', '.join(sorted(removed)[:5])}")
         config_path = run_folder.path(run_dir, run_folder.CONFIG)
-        _check_run_folder(config, config_path, warn)
+        run_folder.check_same_run(config, warn)
         chief_checkpoints = run_folder.path(run_dir, run_folder.CHECKPOINTS)
         if not config.resume and run_folder.checkpoint_numbers(run_dir):
             raise run_folder.RunFolderError(
@@ -226,7 +214,7 @@ def train(config, *, verbose=True):
         keras.utils.set_random_seed(config.seed)  # after the probe, whose models draw numbers
         if chief:
             os.makedirs(run_dir, exist_ok=True)
-            config.save(config_path, {"environment": _environment(), "replicas": replicas,
+            config.save(config_path, {"environment": environment(), "replicas": replicas,
                                       "xla_choice": xla_record,
                                       "global_batch_size": batch_size,
                                       "steps_per_epoch": steps_per_epoch,
