@@ -26,10 +26,11 @@ def torch_available():
     return importlib.util.find_spec("torch") is not None
 
 
-def reference_case(kind, model_spec, batch_size, threads):
-    """The official PyTorch code ("train" or "infer") for a CIFAR model, in its worker process."""
+def reference_case(kind, model_spec, batch_size, threads, options=None):
+    """The official PyTorch code ("train" or "infer") for a CIFAR model, in
+    its worker process (`options`: `{"autocast": "bfloat16"}` for training)."""
     return timing.WorkerCase(kind=kind, depth=model_spec.kwargs["depth"], k=model_spec.kwargs["k"],
-                             num_classes=10, batch_size=batch_size, threads=threads)
+                             num_classes=10, batch_size=batch_size, threads=threads, options=options or {})
 
 
 def run_benchmark(model_name, batch_size, *, parts=PARTS, xla=True, reference=True, windows=5,

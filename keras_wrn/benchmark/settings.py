@@ -33,6 +33,8 @@ SETTINGS = {
                           inter_op_threads=1),
     "mixed-bfloat16": Setting("trainer step, XLA, mixed_bfloat16", options={"xla": True,
                               "precision": "mixed_bfloat16"}, env=TF),
+    "no-xla-mixed-bfloat16": Setting("trainer step, TF graph with oneDNN kernels, mixed_bfloat16",
+                                     options={"xla": False, "precision": "mixed_bfloat16"}, env=TF),
     "input-pipeline": Setting("trainer step, XLA, fed by keras_wrn.data (tf.data)",
                               options={"xla": True, "input_pipeline": True}, env=TF),
     "jax-fit": Setting("Keras fit route on JAX (in_memory.build_fit_model, jit)", kind="keras_fit",
@@ -42,6 +44,8 @@ SETTINGS = {
     "model-channels-first": Setting("trainer step without augmentation, XLA, channels_first",
                                     kind="keras_model", options={"data_format": "channels_first"}, env=TF),
     "reference": Setting("the paper's official PyTorch code", kind="train"),
+    "reference-bfloat16": Setting("the paper's official PyTorch code, bf16 autocast", kind="train",
+                                  options={"autocast": "bfloat16"}),
 }
 
 
@@ -65,8 +69,9 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
         raise InvalidArgumentError(f"Unknown settings {unknown}; choose from {', '.join(SETTINGS)}.")
     threads = threads or os.cpu_count()
     note = None
-    if "reference" in names and not torch_available():
-        names.remove("reference")
+    references = [name for name in names if SETTINGS[name].kind in ("train", "infer")]
+    if references and not torch_available():
+        names = [name for name in names if name not in references]
         note = "torch is not installed: no reference timings (pip install 'keras-wrn[torch]')"
     log(f"measuring the matmul peak ({threads} threads)...")
     peak = matmul_peak_gflops()
@@ -76,7 +81,7 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
             setting = SETTINGS[name]
             log(f"starting {name}: {setting.description}")
             if setting.kind in ("train", "infer"):
-                cases[name] = reference_case(setting.kind, spec, batch_size, threads)
+                cases[name] = reference_case(setting.kind, spec, batch_size, threads, setting.options)
             else:
                 cases[name] = timing.WorkerCase(env=setting.env, kind=setting.kind, model=model_name,
                                                 batch_size=batch_size, options=setting.options,

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+from keras_wrn.errors import KerasWRNError
+
 
 def timed_window(function, images_per_call, min_seconds):
     """Runs `function` until `min_seconds` have passed (at least once);
@@ -43,6 +45,10 @@ class LocalCase:
         pass
 
 
+class WorkerError(KerasWRNError, RuntimeError):
+    """A benchmark worker process died or failed."""
+
+
 class WorkerCase:
     """A case built and timed by `python -m keras_wrn.benchmark.worker`, in
     its own process with `env` added to the environment (by default Keras
@@ -59,10 +65,10 @@ class WorkerCase:
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the torch benchmark worker died (exit code {self.process.wait()})")
+            raise WorkerError(f"The benchmark worker died (exit code {self.process.wait()}).")
         reply = json.loads(line)
         if "error" in reply:
-            raise RuntimeError(f"the torch benchmark worker failed: {reply['error']}")
+            raise WorkerError(f"The benchmark worker failed: {reply['error']}")
         return reply
 
     def warmup(self, calls):

@@ -81,9 +81,13 @@ def official_forward(images, params, buffers, depth, training=False):
     return F.linear(o, params["fc.weight"], params["fc.bias"])
 
 
-def training_step(depth, k, num_classes, batch_size, image_size=32, threads=None, seed=0):
+def training_step(depth, k, num_classes, batch_size, image_size=32, threads=None, seed=0, autocast=None):
     """A callable running one official training step (forward, cross-entropy,
-    backward, SGD update) on a fixed random batch."""
+    backward, SGD update) on a fixed random batch; `autocast="bfloat16"` runs
+    the forward pass under `torch.autocast` (float32 weights, as Keras'
+    mixed_bfloat16)."""
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
@@ -95,9 +99,13 @@ def training_step(depth, k, num_classes, batch_size, image_size=32, threads=None
     images = torch.randn(batch_size, 3, image_size, image_size)
     labels = torch.randint(0, num_classes, (batch_size,))
 
+    def precision():
+        return torch.autocast("cpu", dtype=getattr(torch, autocast)) if autocast else contextlib.nullcontext()
+
     def step():
         optimizer.zero_grad()
-        loss = F.cross_entropy(official_forward(images, params, buffers, depth, training=True), labels)
+        with precision():
+            loss = F.cross_entropy(official_forward(images, params, buffers, depth, training=True).float(), labels)
         loss.backward()
         optimizer.step()
         return loss.detach().item()

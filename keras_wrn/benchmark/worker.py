@@ -20,7 +20,7 @@ def build(message):
 
         builder = {"train": torch_reference.training_step, "infer": torch_reference.inference_step}[kind]
         return builder(message["depth"], message["k"], message["num_classes"], batch_size,
-                       threads=message.get("threads")), batch_size
+                       threads=message.get("threads"), **message.get("options", {})), batch_size
     from keras_wrn.benchmark import keras_cases
 
     builders = {"keras_train": keras_cases.training_step, "keras_infer": keras_cases.inference_step,

@@ -70,7 +70,8 @@ def test_training_step_through_the_input_pipeline():
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 def test_settings_sweep_times_every_setting_in_its_own_process():
-    names = ["default", "no-xla", "jax-fit", "model-channels-first", "reference"]
+    names = ["default", "no-xla", "no-xla-mixed-bfloat16", "jax-fit", "model-channels-first", "reference",
+             "reference-bfloat16"]
     result = run_settings("wrn-16-4", 2, names=names, windows=1, min_seconds=0.0, log=lambda m: None)
     assert list(result["cases"]) == names
     default = result["cases"]["default"]["images_per_second"]
@@ -95,15 +96,17 @@ def test_bad_input():
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
-def test_torch_worker_runs_the_reference():
-    case = timing.WorkerCase(kind="train", depth=10, k=1, num_classes=10, batch_size=4, threads=1)
+@pytest.mark.parametrize("options", [{}, {"autocast": "bfloat16"}], ids=["float32", "bf16-autocast"])
+def test_torch_worker_runs_the_reference(options):
+    case = timing.WorkerCase(kind="train", depth=10, k=1, num_classes=10, batch_size=4, threads=1,
+                             options=options)
     try:
         case.warmup(1)
         rate, seconds = case.window(0.0)
         assert rate > 0 and seconds > 0
     finally:
         case.close()
-    with pytest.raises(RuntimeError, match="worker failed: KeyError"):
+    with pytest.raises(timing.WorkerError, match="worker failed: KeyError"):
         timing.WorkerCase(kind="fly", depth=10, k=1, num_classes=10, batch_size=4)
 
 
