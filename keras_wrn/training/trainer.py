@@ -30,8 +30,8 @@ import sys
 import time
 
 from keras_wrn.errors import InvalidArgumentError
-from keras_wrn.training import run_folder
-from keras_wrn.training.config import package_versions
+from keras_wrn.training import logs, run_folder
+from keras_wrn.training.config import TrainConfig, package_versions
 from keras_wrn.training.steps import build_training_objects, make_train_step, replica_function
 
 SMOKE_STEPS = 3
@@ -136,6 +136,170 @@ def load_or_fit_zca(config, train_split, write=True):
     return mean, matrix
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the phases of one tf.distribute run share (Orbit's
+    StandardTrainer shape: `_train_epoch`, `_evaluate`, `_end_epoch`)."""
+
+    config: TrainConfig
+    spec: object
+    strategy: object
+    model: object
+    preprocess: object
+    optimizer: object
+    schedule: object
+    manager: object
+    train_split: object
+    test_split: object
+    batch_size: int
+    steps_per_epoch: int
+    epochs: int
+    chief: bool
+    best_error: object
+    epoch_record: object
+    log: object
+    progress: object
+    step: int = 0
+    last_save_time: float = 0.0
+    records: list = dataclasses.field(default_factory=list)
+    logged_epochs: set = dataclasses.field(default_factory=set)
+    writer: object = None
+    train_step: object = None
+    eval_step: object = None
+
+    def path(self, name):
+        return run_folder.path(self.config.run_dir, name)
+
+
+def _compile_steps(run):
+    """The training step (`steps.make_train_step`) and the test step, each
+    replica's work XLA-compiled when the run uses XLA."""
+    import keras
+    import tensorflow as tf
+
+    top5 = run.spec.num_classes >= 100
+    model, preprocess, strategy = run.model, run.preprocess, run.strategy
+
+    def eval_replica(images, labels, weights):
+        logits = tf.cast(model(preprocess(images, training=False), training=False), tf.float32)
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        wrong1 = tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32)
+        wrong5 = 1.0 - tf.cast(tf.math.in_top_k(labels, logits, 5), tf.float32) if top5 else wrong1
+        return [tf.reduce_sum(v * weights) for v in (per_example, wrong1, wrong5, tf.ones_like(weights))]
+
+    eval_replica = replica_function(eval_replica, run.config.xla)
+
+    @tf.function
+    def eval_step(images, labels, weights):
+        values = strategy.run(eval_replica, args=(images, labels, weights))
+        return [strategy.reduce("SUM", v, axis=None) for v in values]
+
+    run.eval_step = eval_step
+    run.train_step = make_train_step(strategy, model, preprocess, run.optimizer, global_batch_size=run.batch_size,
+                                     precision=run.config.precision, xla=run.config.xla)
+
+
+def _recover_closed_epoch(run):
+    """A run killed after an epoch-end checkpoint but before that epoch's
+    files: the checkpoint carries the epoch's record, so they are written now."""
+    closed = json.loads(run.epoch_record.numpy().decode() or "null")
+    if not (run.chief and closed and closed["step"] == run.step) or closed["epoch"] in {
+            r.get("epoch") for r in run.records}:
+        return
+    run.records.append(closed)
+    _save_weights(run.model, run.path(run_folder.LAST_WEIGHTS))
+    if closed["test_error"] <= float(run.best_error.numpy()):
+        _save_weights(run.model, run.path(run_folder.BEST_WEIGHTS))
+    logs.write_metrics(run.path(run_folder.METRICS), run.records)
+
+
+def _train_epoch(run, epoch):
+    """Phase 1: the epoch's steps from where the run stands (a resumed run
+    skips what it did), checkpointing mid-epoch when due. Returns its sums."""
+    from keras_wrn import data
+
+    config, spe = run.config, run.steps_per_epoch
+    skip = run.step - epoch * spe
+    dataset = run.strategy.distribute_datasets_from_function(
+        lambda ctx: data.batches(run.train_split, run.batch_size, epoch=epoch, seed=config.seed, skip_steps=skip,
+                                 max_steps=spe, input_context=ctx, deterministic=config.deterministic))
+    started, loss_sum, wrong_sum, seen = time.monotonic(), 0.0, 0.0, 0
+    with run.progress.epoch(f"epoch {epoch + 1}/{run.epochs}", spe, skip) as advance:
+        for images, labels in dataset:
+            loss, wrong = run.train_step(images, labels)
+            run.step += 1
+            seen += 1
+            loss_sum += float(loss)
+            wrong_sum += float(wrong)
+            advance(info=f"loss {loss_sum / seen:.4f}")
+            due_steps = config.checkpoint_steps and run.step % config.checkpoint_steps == 0
+            due_time = time.monotonic() - run.last_save_time >= 60 * config.checkpoint_minutes
+            if (due_steps or due_time) and run.step % spe:
+                _save_checkpoint(run.manager, run.step, config.run_dir)
+                run.last_save_time = time.monotonic()
+    return {"skip": skip, "seen": seen, "loss_sum": loss_sum, "wrong_sum": wrong_sum,
+            "seconds": time.monotonic() - started}
+
+
+def _evaluate(run):
+    """Phase 2: `(loss, top-1 error, top-5 error)` on the test split (the
+    first steps' worth of it in smoke runs), exact over every example."""
+    from keras_wrn import data
+
+    totals = [0.0] * 4
+    max_examples = SMOKE_STEPS * run.batch_size if run.config.smoke else None
+    dataset = run.strategy.distribute_datasets_from_function(
+        lambda ctx: data.evaluation_batches(run.test_split, run.batch_size, input_context=ctx,
+                                            max_examples=max_examples))
+    for images, labels, weights in dataset:
+        totals = [t + float(v) for t, v in zip(totals, run.eval_step(images, labels, weights))]
+    loss, wrong1, wrong5, count = totals
+    return loss / count, wrong1 / count, wrong5 / count
+
+
+def _end_epoch(run, epoch, stats, tested):
+    """Phase 3: the epoch's record; the epoch-end checkpoint, which carries
+    it, first; then the run folder's files (weights, metrics, curves,
+    TensorBoard). Returns the record."""
+    import tensorflow as tf
+
+    test_loss, test_error, test_top5 = tested
+    seen, seconds = stats["seen"], stats["seconds"]
+    record = {
+        "epoch": epoch + 1, "step": run.step,
+        "learning_rate": float(run.schedule(run.step - 1)) if callable(run.schedule) else run.schedule,
+        "train_loss": stats["loss_sum"] / max(seen, 1),
+        "train_error": stats["wrong_sum"] / max(seen * run.batch_size, 1),
+        "test_loss": test_loss, "test_error": test_error,
+        **({"test_top5_error": test_top5} if run.spec.num_classes >= 100 else {}),
+        "epoch_seconds": round(seconds, 3),
+        "images_per_second": round(seen * run.batch_size / max(seconds, 1e-9), 1),
+        "resumed_mid_epoch": bool(stats["skip"]),
+        **({"redone": True} if epoch + 1 in run.logged_epochs else {}),
+    }
+    run.records.append(record)
+    improved = test_error < float(run.best_error.numpy())
+    if improved:
+        run.best_error.assign(test_error)
+    run.epoch_record.assign(json.dumps(record))
+    _save_checkpoint(run.manager, run.step, run.config.run_dir)  # first: the files below are remade from it
+    run.last_save_time = time.monotonic()
+    if run.chief:
+        _save_weights(run.model, run.path(run_folder.LAST_WEIGHTS))
+        if improved:
+            _save_weights(run.model, run.path(run_folder.BEST_WEIGHTS))
+        logs.write_metrics(run.path(run_folder.METRICS), run.records)
+        logs.plot_curves(logs.latest_per_epoch(run.records), run.path(run_folder.CURVES),
+                         f"{run.config.model} on {run.spec.name}")
+        with run.writer.as_default(step=epoch + 1):
+            for key in ("learning_rate", "train_loss", "train_error", "test_loss", "test_error"):
+                tf.summary.scalar(key, record[key])
+        run.writer.flush()
+    run.log(f"epoch {epoch + 1}/{run.epochs}: train loss {record['train_loss']:.4f}, "
+            f"test error {100 * test_error:.2f}%, {record['images_per_second']:.0f} img/s")
+    return record
+
+
 def train(config, *, verbose=True):
     """Runs (or resumes) the training run described by `config`.
 
@@ -153,7 +317,6 @@ def train(config, *, verbose=True):
     import tensorflow as tf
 
     from keras_wrn import data
-    from keras_wrn.training import logs
     from keras_wrn.training.strategies import is_chief, make_strategy, on_cpu, resolve_xla, split_cpu
     from keras_wrn.training.xla_choice import choose_xla
 
@@ -244,112 +407,21 @@ def train(config, *, verbose=True):
         if start_step:
             log(f"Resuming {run_dir} from step {start_step} of {total_steps}.")
 
-        top5 = spec.num_classes >= 100
-
-        def eval_replica(images, labels, weights):
-            logits = tf.cast(model(preprocess(images, training=False), training=False), tf.float32)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            wrong1 = tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32)
-            wrong5 = 1.0 - tf.cast(tf.math.in_top_k(labels, logits, 5), tf.float32) if top5 else wrong1
-            return [tf.reduce_sum(v * weights) for v in (per_example, wrong1, wrong5, tf.ones_like(weights))]
-
-        eval_replica = replica_function(eval_replica, config.xla)
-
-        @tf.function
-        def eval_step(images, labels, weights):
-            values = strategy.run(eval_replica, args=(images, labels, weights))
-            return [strategy.reduce("SUM", v, axis=None) for v in values]
-
-        train_step = make_train_step(strategy, model, preprocess, optimizer, global_batch_size=batch_size,
-                                     precision=config.precision, xla=config.xla)
-
-        eval_examples = SMOKE_STEPS * batch_size if config.smoke else None
-
-        def evaluate():
-            totals = [0.0] * 4
-            dataset = strategy.distribute_datasets_from_function(
-                lambda ctx: data.evaluation_batches(test_split, batch_size, input_context=ctx,
-                                                    max_examples=eval_examples))
-            for images, labels, weights in dataset:
-                totals = [t + float(v) for t, v in zip(totals, eval_step(images, labels, weights))]
-            loss, wrong1, wrong5, count = totals
-            return loss / count, wrong1 / count, wrong5 / count
-
-        metrics_path = run_folder.path(run_dir, run_folder.METRICS)
-        curves_path = run_folder.path(run_dir, run_folder.CURVES)
-        last_path = run_folder.path(run_dir, run_folder.LAST_WEIGHTS)
-        best_path = run_folder.path(run_dir, run_folder.BEST_WEIGHTS)
-        records = logs.read_metrics(metrics_path, warn=warn)  # never cut back
-        closed = json.loads(epoch_record.numpy().decode() or "null")
-        if chief and closed and closed["step"] == start_step and closed["epoch"] not in {r["epoch"] for r in records}:
-            # Killed after the epoch-end checkpoint, before its files: write them now.
-            records.append(closed)
-            _save_weights(model, last_path)
-            if closed["test_error"] <= float(best_error.numpy()):
-                _save_weights(model, best_path)
-            logs.write_metrics(metrics_path, records)
+        run = _Run(config=config, spec=spec, strategy=strategy, model=model, preprocess=preprocess,
+                   optimizer=optimizer, schedule=schedule, manager=manager, train_split=train_split,
+                   test_split=test_split, batch_size=batch_size, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                   chief=chief, best_error=best_error, epoch_record=epoch_record, log=log,
+                   progress=_Progress(verbose), step=start_step, last_save_time=time.monotonic())
+        _compile_steps(run)
+        run.records = logs.read_metrics(run.path(run_folder.METRICS), warn=warn)  # never cut back
+        _recover_closed_epoch(run)
         # Epochs a fallback to an older checkpoint trains again: their new lines are marked.
-        logged_epochs = {r["epoch"] for r in records}
-        writer = tf.summary.create_file_writer(run_folder.path(run_dir, run_folder.TENSORBOARD)) if chief else None
-        progress = _Progress(verbose)
-        last_save_time = time.monotonic()
-        step = start_step
-        test_error = records[-1]["test_error"] if records else math.nan
-
+        run.logged_epochs = {r.get("epoch") for r in run.records}
+        writer = run.writer = tf.summary.create_file_writer(run.path(run_folder.TENSORBOARD)) if chief else None
+        test_error = run.records[-1].get("test_error", math.nan) if run.records else math.nan
         for epoch in range(start_step // steps_per_epoch, epochs):
-            skip = step - epoch * steps_per_epoch
-            dataset = strategy.distribute_datasets_from_function(
-                lambda ctx, epoch=epoch, skip=skip: data.batches(
-                    train_split, batch_size, epoch=epoch, seed=config.seed, skip_steps=skip,
-                    max_steps=steps_per_epoch, input_context=ctx,
-                    deterministic=config.deterministic))
-            started, loss_sum, wrong_sum, seen = time.monotonic(), 0.0, 0.0, 0
-            with progress.epoch(f"epoch {epoch + 1}/{epochs}", steps_per_epoch, skip) as advance:
-                for images, labels in dataset:
-                    loss, wrong = train_step(images, labels)
-                    step += 1
-                    seen += 1
-                    loss_sum += float(loss)
-                    wrong_sum += float(wrong)
-                    advance(info=f"loss {loss_sum / seen:.4f}")
-                    due_steps = config.checkpoint_steps and step % config.checkpoint_steps == 0
-                    due_time = time.monotonic() - last_save_time >= 60 * config.checkpoint_minutes
-                    if (due_steps or due_time) and step % steps_per_epoch:
-                        _save_checkpoint(manager, step, run_dir)
-                        last_save_time = time.monotonic()
-            train_time = time.monotonic() - started
-            test_loss, test_error, test_top5 = evaluate()
-            record = {
-                "epoch": epoch + 1, "step": step,
-                "learning_rate": float(schedule(step - 1)) if callable(schedule) else schedule,
-                "train_loss": loss_sum / max(seen, 1),
-                "train_error": wrong_sum / max(seen * batch_size, 1),
-                "test_loss": test_loss, "test_error": test_error,
-                **({"test_top5_error": test_top5} if top5 else {}),
-                "epoch_seconds": round(train_time, 3),
-                "images_per_second": round(seen * batch_size / max(train_time, 1e-9), 1),
-                "resumed_mid_epoch": bool(skip),
-                **({"redone": True} if epoch + 1 in logged_epochs else {}),
-            }
-            records.append(record)
-            improved = test_error < float(best_error.numpy())
-            if improved:
-                best_error.assign(test_error)
-            epoch_record.assign(json.dumps(record))
-            _save_checkpoint(manager, step, run_dir)  # first: the files below are remade from it
-            last_save_time = time.monotonic()
-            if chief:
-                _save_weights(model, last_path)
-                if improved:
-                    _save_weights(model, best_path)
-                logs.write_metrics(metrics_path, records)
-                logs.plot_curves(logs.latest_per_epoch(records), curves_path, f"{config.model} on {spec.name}")
-                with writer.as_default(step=epoch + 1):
-                    for key in ("learning_rate", "train_loss", "train_error", "test_loss", "test_error"):
-                        tf.summary.scalar(key, record[key])
-                writer.flush()
-            log(f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f}, "
-                f"test error {100 * test_error:.2f}%, {record['images_per_second']:.0f} img/s")
+            stats = _train_epoch(run, epoch)
+            test_error = _end_epoch(run, epoch, stats, _evaluate(run))["test_error"]
 
         if not chief:
             import shutil
