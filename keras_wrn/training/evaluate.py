@@ -11,8 +11,15 @@ WEIGHT_CHOICES = tuple(run_folder.WEIGHTS)  # final, best, last
 def load_file(path, model=None):
     """A `.keras` model (`model=None`) or weights loaded into `model`; a
     damaged or foreign file is one error naming it."""
+    import zipfile
+
     import keras
 
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        raise run_folder.RunFolderError(
+            f"Cannot read {path}: it is damaged or not a Keras file of this model (not a complete .keras "
+            f"zip archive). For a run folder, `--weights last` or `best` reads another file, and running the "
+            f"same `keras-wrn train` again rewrites it from the checkpoints.")
     try:
         if model is None:
             return keras.saving.load_model(path)

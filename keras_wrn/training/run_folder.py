@@ -196,8 +196,12 @@ class RunLock:
         return self
 
     def release(self):
+        """Clears the holder's line (only a killed process leaves its name)
+        and releases the lock; the file stays, harmless."""
         if self.descriptor is not None:
-            os.close(self.descriptor)  # closing releases the flock; the file stays, harmless
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.descriptor, 0)
+            os.close(self.descriptor)
             self.descriptor = None
 
     def __enter__(self):
