@@ -109,6 +109,16 @@ def _register_keras_classes():
         importlib.import_module(module)
 
 
+def _convert_weights(weights, model_name):
+    """Published tags and PyTorch checkpoints, for the models' `weights=`."""
+    from keras_wrn.convert.pretrained import layer_weights_file
+
+    return layer_weights_file(weights, model_name)
+
+
+# The models read converted weights through this hook, never importing convert.
+importlib.import_module("keras_wrn.models.converters").register_converter(_convert_weights)
+
 if "keras" in sys.modules:
     _register_keras_classes()
 else:

@@ -384,9 +384,9 @@ def benchmark_command(model_name, batch_size, parts, xla, precision, input_pipel
     for line in lines:
         click.echo(line)
     if json_out:
-        from keras_wrn.training.config import write_json_atomically
+        from keras_wrn.training import run_folder
 
-        write_json_atomically(json_out, result)
+        run_folder.write_json(json_out, result)
 
 
 if __name__ == "__main__":

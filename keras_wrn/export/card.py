@@ -14,7 +14,7 @@ import shlex
 
 from keras_wrn.export.source import ExportError
 from keras_wrn.training import run_folder
-from keras_wrn.training.config import package_versions, write_json_atomically
+from keras_wrn.training.config import package_versions
 
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
@@ -145,7 +145,7 @@ def add_artifact(out, source, class_names, evaluation, key, record, command, ref
         "artifacts": dict(sorted(artifacts.items())),
         "keras_reference": keras_reference,
     }
-    write_json_atomically(os.path.join(out, CARD_JSON), card)
+    run_folder.write_json(os.path.join(out, CARD_JSON), card)
     run_folder.write_text(os.path.join(out, CARD_MARKDOWN), render_markdown(card))
     return card
 

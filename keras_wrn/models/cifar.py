@@ -37,8 +37,8 @@ import re
 
 import keras
 
-from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import blocks, common
+from keras_wrn.models.errors import InvalidArgumentError
 
 # Section 2.1, Table 2: the block types the paper studies, by kernel sizes.
 PAPER_BLOCK_TYPES = ((3, 3), (3, 1, 3), (1, 3, 1), (1, 3), (3, 1), (3, 1, 1))

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from keras_wrn.errors import InvalidArgumentError, MissingFileError
+from keras_wrn.models.errors import InvalidArgumentError, MissingFileError
 
 
 class WeightsMismatchError(InvalidArgumentError):
@@ -188,8 +188,9 @@ def resolve_weights(weights, model_name):
     """`weights` as a file the builders load: keras-wrn's own trained tags
     ("cifar10", see `keras_wrn.models.trained`) become their checked file; a
     published tag ("imagenet", ...) or a PyTorch checkpoint becomes a
-    converted layer-weights file in Keras' cache (converting needs
-    keras_wrn.convert, imported only then, and torch for `.pth` files);
+    converted layer-weights file in Keras' cache (through the converter
+    registered in `models.converters`: keras_wrn.convert, imported only
+    then, and torch for `.pth` files);
     anything else is returned unchanged."""
     from keras_wrn.models import trained
 
@@ -199,9 +200,9 @@ def resolve_weights(weights, model_name):
     if isinstance(path, str) and not path.endswith((".weights.h5", ".keras", LAYER_WEIGHTS_SUFFIX)) and (
         "." not in os.path.basename(path) or path.endswith(CHECKPOINT_SUFFIXES)
     ):
-        from keras_wrn.convert.pretrained import layer_weights_file
+        from keras_wrn.models import converters
 
-        return layer_weights_file(path, model_name)
+        return converters.convert(path, model_name)
     return weights
 
 
@@ -298,10 +299,7 @@ def damaged_file_error(path):
         yield
     except (InvalidArgumentError, MissingFileError):
         raise
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, ValueError) as error:
-        if isinstance(error, ValueError) and "truncat" not in str(error).lower() \
-                and "pickle" not in str(error).lower() and not isinstance(error, zipfile.BadZipFile):
-            raise  # an architecture mismatch: the caller explains it
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DamagedWeightsFileError(
             f"Cannot read the weights file {path}: it is damaged, truncated or not a "

@@ -11,7 +11,7 @@ import math
 
 from keras import layers
 
-from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.models.errors import InvalidArgumentError
 
 
 def count_params(model):

@@ -27,8 +27,8 @@ import math
 import keras
 from keras import layers
 
-from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import blocks, common
+from keras_wrn.models.errors import InvalidArgumentError
 
 IMAGENET_INPUT_SIZE = 224
 # Total stride 32: a 32x32 image reaches conv5 at 1x1.

@@ -10,7 +10,7 @@ from importlib import resources
 import keras
 import numpy as np
 
-from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.models.errors import InvalidArgumentError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -20,7 +20,7 @@ import fnmatch
 import importlib
 from typing import Any, Mapping
 
-from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.models.errors import InvalidArgumentError
 
 FAMILIES = ("cifar", "imagenet")
 

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import os
 
-from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.models.errors import InvalidArgumentError
 
 
 class TrainedWeightsError(InvalidArgumentError):

@@ -128,7 +128,9 @@ class TrainConfig:
 
     def save(self, path, extra=None):
         payload = {"config": self.to_dict(), **(extra or {})}
-        write_json_atomically(path, payload)
+        from keras_wrn.training import run_folder
+
+        run_folder.write_json(path, payload)
 
     @classmethod
     def load(cls, path):
@@ -156,11 +158,3 @@ def package_versions(*extra):
             except PackageNotFoundError:
                 continue
     return found
-
-
-def write_json_atomically(path, payload):
-    """Writes `payload` as JSON through `run_folder.write_json` (temporary
-    file, fsync, rename)."""
-    from keras_wrn.training import run_folder
-
-    run_folder.write_json(path, payload)

@@ -53,13 +53,11 @@ class _RunFiles(keras.callbacks.Callback):
         self.best = min(tested, default=float("inf"))
 
     def on_epoch_end(self, epoch, logs_=None):
-        with run_folder.atomic_path(run_folder.path(self.run_dir, run_folder.LAST_WEIGHTS)) as tmp:
-            self.net.save_weights(tmp)
+        run_folder.save_weights(self.net, run_folder.path(self.run_dir, run_folder.LAST_WEIGHTS))
         test_error = 1.0 - float((logs_ or {}).get("val_accuracy", 0.0))
         if test_error < self.best:
             self.best = test_error
-            with run_folder.atomic_path(run_folder.path(self.run_dir, run_folder.BEST_WEIGHTS)) as tmp:
-                self.net.save_weights(tmp)
+            run_folder.save_weights(self.net, run_folder.path(self.run_dir, run_folder.BEST_WEIGHTS))
         records = logs.read_metrics(run_folder.path(self.run_dir, run_folder.METRICS))
         logs.plot_curves(logs.latest_per_epoch(records), run_folder.path(self.run_dir, run_folder.CURVES), self.title)
 
@@ -67,10 +65,8 @@ class _RunFiles(keras.callbacks.Callback):
 def train_with_fit(config, *, verbose=True):
     """Runs (or resumes) `config` with Keras `fit` on the current backend;
     returns a `trainer.TrainResult`."""
-    import numpy as np
 
     from keras_wrn import data
-    from keras_wrn.data.augment import fit_zca
     from keras_wrn.training.schedules import epoch_step_decay
     from keras_wrn.training.trainer import (
         SMOKE_BATCH_PER_REPLICA,
@@ -79,6 +75,7 @@ def train_with_fit(config, *, verbose=True):
         TrainResult,
         check_model_and_data,
         environment,
+        load_or_fit_zca,
     )
 
     config.validate()
@@ -102,27 +99,15 @@ def train_with_fit(config, *, verbose=True):
     run_dir = config.run_dir
     config = dataclasses.replace(config, xla=config.xla is not False)  # jit-compiled, unless --no-xla
 
-    lock = run_folder.RunLock(run_dir).acquire()
+    lock = run_folder.take(run_dir, log)
     try:
-        if lock.previous_holder and f"pid {os.getpid()}:" not in lock.previous_holder:
-            log(f"Took over the run folder's lock from a process that no longer runs ({lock.previous_holder}).")
-        run_folder.remove_debris(run_dir)
         run_folder.check_same_run(config, warn)
         backup_dir = run_folder.path(run_dir, run_folder.FIT_BACKUP)
         if not config.resume and os.path.isdir(backup_dir) and os.listdir(backup_dir):
             raise run_folder.RunFolderError(
                 f"{run_dir} already holds a run and resume is off (--no-resume); pass another --run-dir "
                 f"(nothing was deleted).")
-        zca = None
-        if config.zca:
-            zca_path = run_folder.path(run_dir, run_folder.ZCA)
-            if os.path.exists(zca_path):
-                with np.load(zca_path) as stored:
-                    zca = stored["mean"], stored["matrix"]
-            else:
-                zca = fit_zca(x_train)
-                with run_folder.atomic_path(zca_path) as tmp:
-                    np.savez(tmp, mean=zca[0], matrix=zca[1])
+        zca = load_or_fit_zca(config, lambda: x_train) if config.zca else None
         config.save(run_folder.path(run_dir, run_folder.CONFIG), {
             "environment": environment(), "replicas": 1, "trainer": f"Keras fit on {backend}",
             "global_batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "class_names": class_names})
@@ -145,8 +130,7 @@ def train_with_fit(config, *, verbose=True):
         )
         if order.start_step:
             log(f"Resumed {run_dir} from step {order.start_step}.")
-        with run_folder.atomic_path(run_folder.path(run_dir, run_folder.MODEL)) as tmp:
-            net.save(tmp)
+        run_folder.save_model(net, run_folder.path(run_dir, run_folder.MODEL))
         records = logs.latest_per_epoch(logs.read_metrics(run_folder.path(run_dir, run_folder.METRICS)))
         steps = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations))
         tested = [r["test_error"] for r in records if "test_error" in r]

@@ -127,5 +127,4 @@ class EpochLog(keras.callbacks.Callback):
         if self.weights_path and self.save_every and (epoch + 1) % self.save_every == 0:
             from keras_wrn.training import run_folder
 
-            with run_folder.atomic_path(self.weights_path) as tmp:
-                self.net.save_weights(tmp)
+            run_folder.save_weights(self.net, self.weights_path)

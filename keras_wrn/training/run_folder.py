@@ -92,6 +92,18 @@ def write_error(target, error):
         f"Could not write {target}: {reason}. The previous version of the file, if any, is intact.{hint}")
 
 
+def save_weights(model, target):
+    """`model.save_weights(target)`, atomically."""
+    with atomic_path(target) as tmp:
+        model.save_weights(tmp)
+
+
+def save_model(model, target):
+    """`model.save(target)` (a `.keras` file), atomically."""
+    with atomic_path(target) as tmp:
+        model.save(tmp)
+
+
 def write_text(target, text):
     with atomic_path(target) as tmp, open(tmp, "w") as handle:
         handle.write(text)
@@ -232,6 +244,20 @@ def check_same_run(config, warn=print):
         raise RunFolderError(
             f"The run folder {config.run_dir} belongs to another run: {', '.join(different)}. "
             f"Pass the same options to resume it, or another --run-dir for a new run.")
+
+
+def take(run_dir, log=print):
+    """Takes the folder's lock for this process (`RunLock`), says when it
+    was a killed process's, and removes what killed saves left. Returns the
+    held lock."""
+    lock = RunLock(run_dir).acquire()
+    if lock.previous_holder and f"pid {os.getpid()}:" not in lock.previous_holder:
+        log(f"Took over the run folder's lock from a process that no longer runs ({lock.previous_holder}).")
+    removed = remove_debris(run_dir)
+    if removed:
+        log(f"Removed {len(removed)} unfinished file(s) a killed run left in {run_dir}: "
+            f"{', '.join(sorted(removed)[:5])}")
+    return lock
 
 
 def checkpoint_numbers(run_dir):

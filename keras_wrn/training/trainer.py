@@ -69,11 +69,6 @@ def check_model_and_data(config, spec):
             f"{spec.image_size}x{spec.image_size}. Use a CIFAR-style model such as wrn-16-4.")
 
 
-def _save_weights(model, path):
-    with run_folder.atomic_path(path) as tmp:
-        model.save_weights(tmp)
-
-
 def _save_checkpoint(manager, step, run_dir):
     """`manager.save` whose failure (a full disk) removes its half-written
     folder and says what is intact, instead of a TensorFlow traceback."""
@@ -117,9 +112,10 @@ class _Progress:
             yield lambda info="": bar.update(task, advance=1, info=info)
 
 
-def load_or_fit_zca(config, train_split, write=True):
+def load_or_fit_zca(config, training_images, write=True):
     """The run's GCN + ZCA whitening: read from `zca.npz` in the run folder,
-    or fitted on the whole training split (and written there)."""
+    or fitted on `training_images()` (the whole training split, uint8
+    `(N, H, W, C)`; called only then) and written there."""
     import numpy as np
 
     from keras_wrn.data import fit_zca
@@ -128,8 +124,7 @@ def load_or_fit_zca(config, train_split, write=True):
     if os.path.exists(path):
         with np.load(path) as stored:
             return stored["mean"], stored["matrix"]
-    images = np.concatenate([x for x, _ in train_split.source.batch(4096).as_numpy_iterator()])
-    mean, matrix = fit_zca(images)
+    mean, matrix = fit_zca(training_images())
     if write:
         with run_folder.atomic_path(path) as tmp:
             np.savez(tmp, mean=mean, matrix=matrix)
@@ -207,9 +202,9 @@ def _recover_closed_epoch(run):
             r.get("epoch") for r in run.records}:
         return
     run.records.append(closed)
-    _save_weights(run.model, run.path(run_folder.LAST_WEIGHTS))
+    run_folder.save_weights(run.model, run.path(run_folder.LAST_WEIGHTS))
     if closed["test_error"] <= float(run.best_error.numpy()):
-        _save_weights(run.model, run.path(run_folder.BEST_WEIGHTS))
+        run_folder.save_weights(run.model, run.path(run_folder.BEST_WEIGHTS))
     logs.write_metrics(run.path(run_folder.METRICS), run.records)
 
 
@@ -285,9 +280,9 @@ def _end_epoch(run, epoch, stats, tested):
     _save_checkpoint(run.manager, run.step, run.config.run_dir)  # first: the files below are remade from it
     run.last_save_time = time.monotonic()
     if run.chief:
-        _save_weights(run.model, run.path(run_folder.LAST_WEIGHTS))
+        run_folder.save_weights(run.model, run.path(run_folder.LAST_WEIGHTS))
         if improved:
-            _save_weights(run.model, run.path(run_folder.BEST_WEIGHTS))
+            run_folder.save_weights(run.model, run.path(run_folder.BEST_WEIGHTS))
         logs.write_metrics(run.path(run_folder.METRICS), run.records)
         logs.plot_curves(logs.latest_per_epoch(run.records), run.path(run_folder.CURVES),
                          f"{run.config.model} on {run.spec.name}")
@@ -314,6 +309,7 @@ def train(config, *, verbose=True):
         from keras_wrn.training.fit_trainer import train_with_fit
 
         return train_with_fit(config, verbose=verbose)
+    import numpy as np
     import tensorflow as tf
 
     from keras_wrn import data
@@ -354,14 +350,7 @@ def train(config, *, verbose=True):
         run_dir = config.run_dir
         if chief:
             # Before anything in the folder is read or written: one process at a time.
-            lock = run_folder.RunLock(run_dir).acquire()
-            if lock.previous_holder and f"pid {os.getpid()}:" not in lock.previous_holder:
-                log(f"Took over the run folder's lock from a process that no longer runs "
-                    f"({lock.previous_holder}).")
-            removed = run_folder.remove_debris(run_dir)
-            if removed:
-                log(f"Removed {len(removed)} unfinished file(s) a killed run left in {run_dir}: "
-                    f"{', '.join(sorted(removed)[:5])}")
+            lock = run_folder.take(run_dir, log)
         config_path = run_folder.path(run_dir, run_folder.CONFIG)
         run_folder.check_same_run(config, warn)
         chief_checkpoints = run_folder.path(run_dir, run_folder.CHECKPOINTS)
@@ -389,7 +378,9 @@ def train(config, *, verbose=True):
             task = strategy.cluster_resolver.task_id
             checkpoint_dir = os.path.join(run_dir, ".workers", f"worker-{task}")
 
-        zca = load_or_fit_zca(config, train_split, write=chief) if config.zca else None
+        zca = load_or_fit_zca(
+            config, lambda: np.concatenate([x for x, _ in train_split.source.batch(4096).as_numpy_iterator()]),
+            write=chief) if config.zca else None
         model, preprocess, optimizer, schedule = build_training_objects(config, spec, strategy, steps_per_epoch, zca=zca)
         with strategy.scope():
             best_error = tf.Variable(math.inf, trainable=False, dtype=tf.float64)
@@ -428,8 +419,7 @@ def train(config, *, verbose=True):
 
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if chief:
-            with run_folder.atomic_path(run_folder.path(run_dir, run_folder.MODEL)) as tmp:
-                model.save(tmp)
+            run_folder.save_model(model, run_folder.path(run_dir, run_folder.MODEL))
         steps_done = int(_read(optimizer.iterations))
         return TrainResult(
             run_dir=run_dir, epochs=epochs, steps=steps_done,

@@ -22,7 +22,7 @@ import os
 import statistics
 import time
 
-from keras_wrn.training.config import write_json_atomically
+from keras_wrn.training import run_folder
 from keras_wrn.training.hardware import cpu
 
 CACHE_ENV = "KERAS_WRN_CACHE"
@@ -76,7 +76,7 @@ def choose_xla(config, spec, strategy, batch_size, *, log=print):
             cache = _read_cache(path)
             cache[key] = record
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            write_json_atomically(path, cache)
+            run_folder.write_json(path, cache)
             record = {**record, "source": f"measured, cached in {path}"}
         except OSError as error:  # a read-only home must not stop the run
             record = {**record, "source": f"measured (not cached: {error})"}
