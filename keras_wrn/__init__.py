@@ -109,11 +109,11 @@ def _register_keras_classes():
         importlib.import_module(module)
 
 
-def _convert_weights(weights, model_name):
-    """Published tags and PyTorch checkpoints, for the models' `weights=`."""
+def _convert_weights(source):
+    """Published checkpoints and PyTorch checkpoint files, for the models' `weights=`."""
     from keras_wrn.convert.pretrained import layer_weights_file
 
-    return layer_weights_file(weights, model_name)
+    return layer_weights_file(source)
 
 
 # The models read converted weights through this hook, never importing convert.

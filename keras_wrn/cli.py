@@ -67,16 +67,20 @@ def run():
 @main.command("models")
 @click.option("--family", type=click.Choice(registry.FAMILIES), help="Only this family.")
 @click.option("--filter", "pattern", metavar="PATTERN", help="Shell-style name filter, e.g. 'wrn-28-*'.")
+@click.option("--pretrained", is_flag=True, help="Only models with weights to build them with (weights=TAG).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def models_command(family, pattern, as_json):
-    """List the registered models: parameters, GMACs and the paper's errors.
+def models_command(family, pattern, pretrained, as_json):
+    """List the registered models: parameters, GMACs, the paper's errors and
+    the weights tags each can be built with.
 
     Errors are the paper's test errors in %, the first table that reports
     them (ImageNet: single-crop top-1 / top-5). Parameters are trainable
     weights (10 classes for CIFAR models, 1000 for ImageNet); GMACs per
-    image at 32x32 (CIFAR) or 224x224 (ImageNet).
+    image at 32x32 (CIFAR) or 224x224 (ImageNet). Weights: the tags of
+    `keras_wrn.get_model(NAME, weights=TAG)` (`--json` has their source,
+    SHA-256, classes, preprocessing and metrics).
     """
-    specs = [registry.get_model_spec(n) for n in registry.list_models(pattern, family)]
+    specs = [registry.get_model_spec(n) for n in registry.list_models(pattern, family, pretrained)]
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in specs], indent=2))
         return
@@ -89,6 +93,7 @@ def models_command(family, pattern, as_json):
     for header in ("params", "GMACs", *(h for _, h in DATASET_COLUMNS), "ImageNet"):
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     table.add_column("table", no_wrap=True)
+    table.add_column("weights")
     for spec in specs:
         tables = sorted({r.table for r in spec.paper}, key=lambda t: int(t.split()[-1]))
         table.add_row(
@@ -98,8 +103,9 @@ def models_command(family, pattern, as_json):
             *(_error_cell(spec, dataset) for dataset, _ in DATASET_COLUMNS),
             _error_cell(spec, "imagenet"),
             ",".join(t.replace("Table ", "T") for t in tables),
+            ", ".join(entry.tag for entry in spec.weights),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @main.command("summary")
@@ -133,7 +139,7 @@ def summary_command(name, num_classes, input_size, as_json):
         click.echo(json.dumps(record, indent=2))
         return
     model.summary()
-    console = Console()
+    console = _console()
     console.print(f"[bold]{spec.name}[/bold]: {spec.description}")
     console.print(
         f"trainable parameters {record['built_params']:,}, "
@@ -143,6 +149,15 @@ def summary_command(name, num_classes, input_size, as_json):
         top5 = f", top-5 {result.top5_error:g}%" if result.top5_error is not None else ""
         note = f" ({result.note})" if result.note else ""
         console.print(f"paper, {result.table}: {result.dataset} error {result.error:g}%{top5}{note}")
+    for entry in spec.weights:
+        console.print(f"weights={entry.tag!r}: {entry.description}")
+
+
+def _console():
+    """Rich's console; piped output keeps whole table rows (rich wraps at 80
+    columns when it cannot see a terminal)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=240)
 
 
 def _fail_cleanly(error):
@@ -237,7 +252,7 @@ def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
     table.add_row(result["model"], result["dataset"], str(result["weights"]), f"{result['num_examples']:,}",
                   f"{100 * result['test_error']:.2f}%", f"{100 * top5:.2f}%" if top5 is not None else "-",
                   f"{result['test_loss']:.4f}")
-    Console().print(table)
+    _console().print(table)
 
 
 @main.command("export")
@@ -312,7 +327,7 @@ def predict_command(model, images, top_k, dataset, data_dir, as_json):
         for rank, prediction in enumerate(result["predictions"], 1):
             table.add_row(result["file"] if rank == 1 else "", str(rank), str(prediction["class_id"]),
                           prediction["class_name"], f"{prediction['probability']:.4f}")
-    Console().print(table)
+    _console().print(table)
 
 
 @main.command("convert")

@@ -15,9 +15,7 @@ _EXPORTS = {
     "ConversionError": "mapping",
     "detect_layout": "mapping",
     "to_keras_layer_weights": "mapping",
-    "PRETRAINED": "pretrained",
     "PretrainedWeightsError": "pretrained",
-    "PublishedWeights": "pretrained",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,10 +13,9 @@ from typing import Callable
 
 from keras_wrn.errors import InvalidArgumentError, MissingFileError
 
-CIFAR_MEAN = (125.3, 123.0, 113.9)  # official code, 0-255 scale, CIFAR-10 and -100
-CIFAR_STD = (63.0, 62.1, 66.7)
-IMAGENET_MEAN = (123.675, 116.28, 103.53)  # (0.485, 0.456, 0.406) * 255
-IMAGENET_STD = (58.395, 57.12, 57.375)  # (0.229, 0.224, 0.225) * 255
+# 0-255 scale: the official code's CIFAR statistics (CIFAR-10 and -100), torchvision's ImageNet ones.
+from keras_wrn.models.weights import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
+
 UNIT_SCALE = ((0.0,), (255.0,))  # pixels / 255 (SVHN, digits, folders)
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras' folder loader reads
 

@@ -94,20 +94,22 @@ def data_dir_option(source):
 
 def evaluation_for(out, source):
     """The test evaluation of the source model, as `keras-wrn evaluate`
-    reports it: reused from the card when it has one, else measured."""
-    from keras_wrn.training.evaluate import evaluate
+    reports it (the command is recorded): reused from the card when it has
+    one, else measured on the model already loaded."""
+    from keras_wrn.training.evaluate import evaluate_model
 
     card = check_same_model(out, source)
     if card is not None and card.get("evaluation"):
         return card["evaluation"]
+    result = evaluate_model(source.model, source.dataset, data_dir=source.data_dir, zca=source.zca)
+    argv = ["keras-wrn", "evaluate", display_path(source.target)]
     if source.run_config is not None:
-        result = evaluate(source.target, weights=source.weights, data_dir=source.data_dir)
-        argv = ["keras-wrn", "evaluate", display_path(source.target), "--weights", source.weights]
+        argv += ["--weights", source.weights]
     else:
-        result = evaluate(source.target, dataset=source.dataset.name, data_dir=source.data_dir)
-        argv = ["keras-wrn", "evaluate", display_path(source.target), "--dataset", source.dataset.name]
+        argv += ["--dataset", source.dataset.name]
     argv += data_dir_option(source)
-    return {**result, "command": shlex.join(argv)}
+    weights = source.weights if source.run_config is not None else source.target
+    return {**_identity(source), "weights": weights, **result, "command": shlex.join(argv)}
 
 
 def export_command(source, out, *options):

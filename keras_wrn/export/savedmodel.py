@@ -23,12 +23,9 @@ whitening) runs inside the graph.
 
 import json
 import os
-import shutil
-import tempfile
 
-from keras_wrn.export.source import ExportError, current_umask, load_source, probabilities, require_tensorflow_backend
-from keras_wrn.export.verify import check, compare
-from keras_wrn.training import run_folder
+from keras_wrn.export.source import ExportError
+from keras_wrn.export.verify import compare
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")
 METADATA_FILE = "keras_wrn_export.json"
@@ -108,14 +105,9 @@ def write_savedmodel(serving, path, endpoints):
     TFLite correctly)."""
     import keras
 
+    # Not `archive.track(serving)`: the endpoints track the variables they
+    # use, and tracking the model as well stores every weight twice.
     archive = keras.export.ExportArchive()
-    archive.track(serving)
-    # ExportArchive saves each weight twice (the Keras variables tracked here,
-    # and again the TF variables the endpoints capture), doubling the files.
-    # The endpoints' own copy is the one a loaded SavedModel runs on.
-    for attribute in ("variables", "trainable_variables", "non_trainable_variables"):
-        if isinstance(getattr(archive._tf_trackable, attribute, None), list):
-            setattr(archive._tf_trackable, attribute, [])
     for name, (function, signature) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(path, verbose=False)
@@ -142,8 +134,7 @@ def run_signature(loaded, name, batch, batch_size=256):
 
 def verify_savedmodel(path, images, labels, reference):
     """Parity of every signature of the SavedModel at `path` with the Keras
-    probabilities `reference` on uint8 test `images`; raises
-    ExportVerificationError on any disagreement."""
+    probabilities `reference` on uint8 test `images`: {signature: Parity}."""
     import numpy as np
     import tensorflow as tf
 
@@ -155,7 +146,7 @@ def verify_savedmodel(path, images, labels, reference):
         raise ExportError(f"The SavedModel at {path!r} lacks the signatures {sorted(missing)}.")
     count = min(len(images), BYTES_CHECK_EXAMPLES)
     encoded = np.array(encode_png(images[:count]), dtype=object)
-    parity = {
+    return {
         "serving_default": compare("savedmodel", reference,
                                    run_signature(loaded, "serving_default", images.astype("float32"))["probabilities"], labels),
         "serving_uint8": compare("savedmodel", reference,
@@ -163,76 +154,73 @@ def verify_savedmodel(path, images, labels, reference):
         "serving_bytes": compare("savedmodel", reference[:count],
                                  run_signature(loaded, "serving_bytes", encoded)["probabilities"], labels[:count]),
     }
-    for result in parity.values():
-        check(result)
-    return parity
 
 
-def export_savedmodel(target, out, *, dataset=None, data_dir=None, weights="final", version=None,
-                      max_examples=None, command=None, source=None, verbose=True):
-    """Exports a run folder or `.keras` classifier as version `version`
-    (default: the next free one) of the SavedModel base path `out`, verifies
-    every signature against the Keras model on the dataset's test images and
-    updates the model card in `out`.
+class SavedModelWriter:
+    """Version `version` (default: the next free one) of a TF Serving model
+    base path; an existing version is never replaced."""
 
-    Written into a temporary folder inside `out` and renamed into place only
-    after verification: a server watching `out` never sees a partial or
-    unverified version, and an existing version is never replaced.
-    Returns the export's record (path, version, signatures, parity).
-    """
-    from keras_wrn.export import card
+    title = "SavedModel"
+    writes_folder = True
+    options = ("--format", "savedmodel")
 
-    require_tensorflow_backend("SavedModel export")
-    if version is not None and (not isinstance(version, int) or version < 1):
-        raise ExportError(f"version must be a positive integer. Received: version={version!r}")
-    out = os.path.abspath(out)
-    taken = existing_versions(out)
-    next_free = (taken[-1] + 1) if taken else 1
-    version = version or next_free
-    final = os.path.join(out, str(version))
-    if os.path.exists(final):
-        raise ExportError(
-            f"{final} already exists; exported versions are never overwritten. Leave out "
-            f"--version to write version {next_free}, or choose another --out."
-        )
-    source = source or load_source(target, dataset=dataset, data_dir=data_dir, weights=weights)
-    evaluation = card.evaluation_for(out, source)
-    images, labels, class_names = source.test_arrays(max_examples)
-    serving = source.serving_model()
-    reference = probabilities(serving, images)
-    top_k = min(5, source.dataset.num_classes)
+    def __init__(self, version=None):
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise ExportError(f"version must be a positive integer. Received: version={version!r}")
+        self.version = version
 
-    os.makedirs(out, exist_ok=True)
-    run_folder.remove_stale_temporaries(out)  # what a killed export left
-    tmp = tempfile.mkdtemp(prefix=f"{run_folder.TMP_PREFIX}{os.getpid()}-{version}-", dir=out)
-    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide it from a server's user
-    try:
-        write_savedmodel(serving, tmp, _serving_functions(serving, source.image_shape, class_names, top_k))
-        parity = verify_savedmodel(tmp, images, labels, reference)
-        record = {
+    def destination(self, out):
+        taken = existing_versions(out)
+        next_free = (taken[-1] + 1) if taken else 1
+        self.version = self.version or next_free
+        final = os.path.join(out, str(self.version))
+        if os.path.exists(final):
+            raise ExportError(
+                f"{final} already exists; exported versions are never overwritten. Leave out "
+                f"--version to write version {next_free}, or choose another --out.")
+        return final
+
+    def write(self, job, path):
+        top_k = min(5, job.source.dataset.num_classes)
+        write_savedmodel(job.serving, path,
+                         _serving_functions(job.serving, job.source.image_shape, job.class_names, top_k))
+
+    def verify(self, job, path):
+        return verify_savedmodel(path, job.images, job.labels, job.reference)
+
+    def record(self, job, path, parity):
+        shape = [-1, *job.source.image_shape]
+        return {
             "format": "savedmodel",
-            "path": str(version),
-            "version": version,
+            "version": self.version,
             "signatures": {
-                "serving_default": {"inputs": {"images": ["float32", [-1, *source.image_shape]]}},
-                "serving_uint8": {"inputs": {"images": ["uint8", [-1, *source.image_shape]]}},
+                "serving_default": {"inputs": {"images": ["float32", shape]}},
+                "serving_uint8": {"inputs": {"images": ["uint8", shape]}},
                 "serving_bytes": {"inputs": {"image_bytes": ["string", [-1]]}},
                 "outputs": ["probabilities", "top_class_ids", "top_probabilities", "top_class_names"],
             },
-            "parity": {name: result.to_dict() for name, result in parity.items()},
-            "test_error": parity["serving_default"].test_error,
-            "num_test_examples": parity["serving_default"].num_examples,
         }
-        with open(os.path.join(tmp, METADATA_FILE), "w") as handle:
-            json.dump({**card.source_record(source, class_names), "export": record}, handle, indent=2)
-        os.rename(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
-    card.add_artifact(out, source, class_names, evaluation, str(version), record,
-                      command or card.export_command(source, out, "--format", "savedmodel"), reference)
-    if verbose:
-        for name, result in parity.items():
-            print(f"{name} {result.summary()}")
-        print(f"Wrote {final}")
-    return {**record, "path": final}
+
+    def finish(self, job, path, record):
+        from keras_wrn.export import card
+
+        with open(os.path.join(path, METADATA_FILE), "w") as handle:
+            json.dump({**card.source_record(job.source, job.class_names), "export": record}, handle, indent=2)
+
+
+def export_savedmodel(target, out, *, version=None, **options):
+    """Exports a run folder or `.keras` classifier as version `version`
+    (default: the next free one) of the SavedModel base path `out`, verifies
+    every signature against the Keras model on the dataset's test images and
+    updates the model card in `out` (`export.driver.run_export`, whose
+    keyword arguments `options` are: dataset, data_dir, weights,
+    max_examples, command, source, verbose).
+
+    Written into a temporary folder inside `out` and renamed into place only
+    after verification: a server watching `out` never sees a partial or
+    unverified version. Returns the export's record (path, version,
+    signatures, parity).
+    """
+    from keras_wrn.export.driver import run_export
+
+    return run_export(SavedModelWriter(version), target, out, **options)

@@ -131,7 +131,7 @@ def load_source(target, *, dataset=None, data_dir=None, weights="final"):
     whitening) or for a `.keras` classifier of `dataset` (mean/std
     normalisation of that dataset)."""
     from keras_wrn import data
-    from keras_wrn.training.evaluate import check_model_fits, resolve_model, run_zca
+    from keras_wrn.training.evaluate import check_model_fits, input_normalization, resolve_model, run_zca
 
     model, config = resolve_model(target, weights)
     if config is not None:
@@ -152,7 +152,7 @@ def load_source(target, *, dataset=None, data_dir=None, weights="final"):
         check_model_fits(model, spec)
     except ValueError as error:
         raise ExportError(str(error)) from None
-    mean, std = spec.normalization()
+    mean, std = input_normalization(model, spec)
     return ExportSource(
         model=model,
         model_name=config.model if config else model.name,

@@ -12,9 +12,8 @@ import os
 import tempfile
 
 from keras_wrn.errors import InvalidArgumentError
-from keras_wrn.export.source import ExportError, current_umask, load_source, probabilities, require_tensorflow_backend
-from keras_wrn.export.verify import check, compare
-from keras_wrn.training import run_folder
+from keras_wrn.export.source import ExportError
+from keras_wrn.export.verify import compare
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 REPRESENTATIVE_EXAMPLES = 256
@@ -109,60 +108,56 @@ def convert(serving, quantize, representative_images=None):
         return converter.convert()
 
 
-def export_tflite(target, out, *, quantize="none", dataset=None, data_dir=None, weights="final",
-                  overwrite=False, max_examples=None, command=None, source=None, verbose=True):
+class TFLiteWriter:
+    """`out/model[_QUANTIZE].tflite`; an existing file is replaced only with
+    `overwrite=True`. `int8` calibrates on training images."""
+
+    title = "TFLite"
+    writes_folder = False
+
+    def __init__(self, quantize="none", overwrite=False):
+        if quantize not in QUANTIZATIONS:
+            raise ExportError(f"quantize must be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
+        self.quantize = quantize
+        self.overwrite = overwrite
+        self.options = ("--format", "tflite", "--quantize", quantize)
+
+    def destination(self, out):
+        final = os.path.join(out, tflite_filename(self.quantize))
+        if os.path.exists(final) and not self.overwrite:
+            raise ExportError(f"{final} already exists; pass --overwrite to replace it, or choose another --out.")
+        return final
+
+    def write(self, job, path):
+        representative = job.source.train_images(REPRESENTATIVE_EXAMPLES) if self.quantize == "int8" else None
+        with open(path, "wb") as stream:
+            stream.write(convert(job.serving, self.quantize, representative))
+
+    def verify(self, job, path):
+        return {"tflite": compare(parity_kind(self.quantize), job.reference, TFLiteModel(path)(job.images), job.labels)}
+
+    def record(self, job, path, parity):
+        return {
+            "format": "tflite",
+            "quantize": self.quantize,
+            "size_bytes": os.path.getsize(path),
+            "input": ["uint8" if self.quantize == "int8" else "float32", [-1, *job.source.image_shape]],
+        }
+
+    def finish(self, job, path, record):
+        pass
+
+
+def export_tflite(target, out, *, quantize="none", overwrite=False, **options):
     """Converts a run folder or `.keras` classifier to
     `out/model[_QUANTIZE].tflite`, verifies it in LiteRT against the Keras
-    model on the dataset's test images, and records it in the model card.
+    model on the dataset's test images, and records it in the model card
+    (`export.driver.run_export`, whose keyword arguments `options` are:
+    dataset, data_dir, weights, max_examples, command, source, verbose).
 
-    `int8` calibrates on training images. The file is written under a
-    temporary name and renamed into place after verification; an existing
-    file is replaced only with `overwrite=True`. Returns the export's record.
+    The file is written under a temporary name and renamed into place after
+    verification. Returns the export's record.
     """
-    from keras_wrn.export import card
+    from keras_wrn.export.driver import run_export
 
-    require_tensorflow_backend("TFLite export")
-    if quantize not in QUANTIZATIONS:
-        raise ExportError(f"quantize must be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
-    out = os.path.abspath(out)
-    name = tflite_filename(quantize)
-    final = os.path.join(out, name)
-    if os.path.exists(final) and not overwrite:
-        raise ExportError(f"{final} already exists; pass --overwrite to replace it, or choose another --out.")
-    source = source or load_source(target, dataset=dataset, data_dir=data_dir, weights=weights)
-    evaluation = card.evaluation_for(out, source)
-    images, labels, class_names = source.test_arrays(max_examples)
-    serving = source.serving_model()
-    reference = probabilities(serving, images)
-    representative = source.train_images(REPRESENTATIVE_EXAMPLES) if quantize == "int8" else None
-
-    os.makedirs(out, exist_ok=True)
-    run_folder.remove_stale_temporaries(out)  # what a killed export left
-    handle, tmp = tempfile.mkstemp(prefix=f"{run_folder.TMP_PREFIX}{os.getpid()}-{name}-", dir=out)
-    os.close(handle)
-    try:
-        with open(tmp, "wb") as stream:
-            stream.write(convert(serving, quantize, representative))
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from other users
-        parity = check(compare(parity_kind(quantize), reference, TFLiteModel(tmp)(images), labels))
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    record = {
-        "format": "tflite",
-        "path": name,
-        "quantize": quantize,
-        "size_bytes": os.path.getsize(final),
-        "input": ["uint8" if quantize == "int8" else "float32", [-1, *source.image_shape]],
-        "parity": {"tflite": parity.to_dict()},
-        "test_error": parity.test_error,
-        "num_test_examples": parity.num_examples,
-    }
-    card.add_artifact(out, source, class_names, evaluation, name, record,
-                      command or card.export_command(source, out, "--format", "tflite", "--quantize", quantize), reference)
-    if verbose:
-        print(parity.summary())
-        print(f"Wrote {final}")
-    return {**record, "path": final}
-
+    return run_export(TFLiteWriter(quantize, overwrite), target, out, **options)

@@ -33,92 +33,15 @@ The two rules agree on B(3,3) (l = 2). A depth for which N is not a positive
 integer is rejected with the valid depths.
 """
 
-import re
-
 import keras
 
 from keras_wrn.models import blocks, common
+from keras_wrn.models.block_types import blocks_per_group, format_block_type, registry_suffix, resolve_block_type
 from keras_wrn.models.errors import InvalidArgumentError
 
-# Section 2.1, Table 2: the block types the paper studies, by kernel sizes.
-PAPER_BLOCK_TYPES = ((3, 3), (3, 1, 3), (1, 3, 1), (1, 3), (3, 1), (3, 1, 1))
 CIFAR_INPUT_SIZE = 32
 # Two stride-2 groups: a 4x4 image reaches group3 at 1x1.
 CIFAR_MIN_INPUT_SIZE = 4
-
-
-def format_block_type(kernel_sizes):
-    """`(3, 1, 3)` -> `"B(3,1,3)"`, the paper's notation."""
-    return "B(" + ",".join(str(k) for k in kernel_sizes) + ")"
-
-
-def parse_block_type(block_type):
-    """Normalises a block type to a tuple of kernel sizes.
-
-    Accepts the paper's notation (`"B(3,1,3)"`), a compact form (`"b313"`,
-    `"3,1,3"`) or a sequence (`(3, 1, 3)`). Valid types are the six of
-    Table 2 and B(3,...,3) with any number l >= 1 of 3x3 convolutions
-    (Table 3's deepening factor).
-    """
-    if isinstance(block_type, str):
-        text = block_type.strip().upper().replace(" ", "")
-        match = re.fullmatch(r"B?\(?([0-9,]+)\)?", text)
-        digits = match.group(1) if match else ""
-        if "," in digits:
-            parts = [p for p in digits.split(",") if p]
-        else:
-            parts = list(digits)
-        try:
-            kernel_sizes = tuple(int(p) for p in parts)
-        except ValueError:
-            kernel_sizes = ()
-    else:
-        try:
-            kernel_sizes = tuple(int(k) for k in block_type)
-        except (TypeError, ValueError):
-            kernel_sizes = ()
-    known = kernel_sizes in PAPER_BLOCK_TYPES or (
-        kernel_sizes and all(k == 3 for k in kernel_sizes)
-    )
-    if not known:
-        listed = ", ".join(format_block_type(b) for b in PAPER_BLOCK_TYPES)
-        raise InvalidArgumentError(
-            f"Unknown block type. The paper's block types are {listed}, and "
-            f"B(3,...,3) with l 3x3 convolutions (deepening factor l >= 1). "
-            f"Received: block_type={block_type!r}"
-        )
-    return kernel_sizes
-
-
-def depth_step(kernel_sizes):
-    """How much depth one more block per group adds (see the module docstring):
-    6 for the block types of Table 2, 3 * l for l 3x3 convolutions."""
-    if all(k == 3 for k in kernel_sizes):
-        return 3 * len(kernel_sizes)
-    return 6
-
-
-def blocks_per_group(depth, kernel_sizes):
-    """N, the number of blocks in each of the three groups, for a depth.
-
-    `depth = depth_step(kernel_sizes) * N + 4`; raises ValueError naming the
-    valid depths when N is not a positive integer.
-    """
-    step = depth_step(kernel_sizes)
-    if (
-        isinstance(depth, bool)
-        or not isinstance(depth, int)
-        or depth < step + 4
-        or (depth - 4) % step
-    ):
-        valid = ", ".join(str(step * n + 4) for n in range(1, 7))
-        raise InvalidArgumentError(
-            f"depth={depth!r} is not a valid depth for a "
-            f"{format_block_type(kernel_sizes)} Wide ResNet: depth must be "
-            f"{step} * N + 4 for N >= 1 blocks per group ({valid}, ...). "
-            f"Received: depth={depth!r}"
-        )
-    return (depth - 4) // step
 
 
 def group_widths(k):
@@ -132,6 +55,25 @@ def default_name(depth, k, kernel_sizes):
     if kernel_sizes != (3, 3):
         name += "_b" + "".join(str(s) for s in kernel_sizes)
     return name
+
+
+def group(x, index, width, strides, n_blocks, kernel_sizes, *, dropout_rate, drop_path_rates):
+    """Table 1's `conv{index+1}` group: `n_blocks` blocks B(M) of `width`
+    channels, the first with `strides` (the paper's code: `group()`).
+    `drop_path_rates` holds one stochastic-depth rate per block.
+
+    Input shape: `(N, H, W, C)`. Output shape: `(N, H / strides, W / strides, width)`.
+    """
+    for b in range(n_blocks):
+        x = blocks.wide_block(
+            x, width, kernel_sizes, strides=strides if b == 0 else 1, dropout_rate=dropout_rate,
+            drop_path_rate=drop_path_rates[b], name=f"group{index}_block{b + 1}",
+        )
+    return x
+
+
+def _classifier_initializers(channels):
+    return blocks.WRN_CONV_INITIALIZER, "zeros"
 
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
@@ -164,8 +106,15 @@ class WideResNet(common.ClassifierModel):
             (0.5 for Huang et al.'s p_L = 0.5); block l of L drops with
             probability `l / L * stochastic_depth_rate`. 0 disables it.
         include_top: whether to add global pooling and the classifier.
-        weights: None (random init) or the path to a `.weights.h5` or
-            `.keras` file saved from this architecture.
+        weights: None (random init), a tag of the weights table
+            (`"cifar10"` for WRN-16-8; `keras_wrn.list_models(pretrained=True)`),
+            or the path to a `.weights.h5`, `.keras` or layer-weights `.npz`
+            file saved from this architecture.
+        include_preprocessing: None (default): normalise inside the model
+            when the weights come from the table, with their statistics, so
+            the model takes RGB pixels 0-255; True: the same, required;
+            False: never (feed inputs normalised as in training); or
+            `{"mean": [...], "std": [...]}` per channel, pixels 0-255.
         input_tensor: optional Keras tensor to build the model on.
         input_shape: image shape without the batch axis; default
             `(32, 32, 3)`; spatial dims may be None; at least 4x4.
@@ -174,8 +123,8 @@ class WideResNet(common.ClassifierModel):
             logits (what training uses).
         name: model name; default e.g. `"wrn_28_10"`.
 
-    Input shape: `(N, H, W, C)` float images (channels_last), normalised as
-    the training data was. Output shape: `(N, num_classes)` with the top;
+    Input shape: `(N, H, W, C)` images (channels_last): RGB pixels 0-255 with
+    preprocessing, else normalised as the training data was. Output shape: `(N, num_classes)` with the top;
     `(N, H/4, W/4, 64k)` features without it (`(N, 64k)` with pooling).
     """
 
@@ -190,6 +139,7 @@ class WideResNet(common.ClassifierModel):
         stochastic_depth_rate=0.0,
         include_top=True,
         weights=None,
+        include_preprocessing=None,
         input_tensor=None,
         input_shape=None,
         pooling=None,
@@ -198,21 +148,7 @@ class WideResNet(common.ClassifierModel):
         **kwargs,
     ):
         common.refuse_unknown_arguments(type(self), kwargs)
-        kernel_sizes = parse_block_type(block_type)
-        if deepening_factor is not None:
-            if isinstance(deepening_factor, bool) or not isinstance(deepening_factor, int) or deepening_factor < 1:
-                raise InvalidArgumentError(
-                    f"deepening_factor (l) must be a positive integer. "
-                    f"Received: deepening_factor={deepening_factor!r}"
-                )
-            if kernel_sizes != (3, 3) and kernel_sizes != (3,) * deepening_factor:
-                raise InvalidArgumentError(
-                    f"deepening_factor sets the block type to l 3x3 "
-                    f"convolutions; it cannot be combined with "
-                    f"block_type={format_block_type(kernel_sizes)}. Received: "
-                    f"block_type={block_type!r}, deepening_factor={deepening_factor}"
-                )
-            kernel_sizes = (3,) * deepening_factor
+        kernel_sizes = resolve_block_type(block_type, deepening_factor)
         n_blocks = blocks_per_group(depth, kernel_sizes)
         if isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0:
             raise InvalidArgumentError(f"The widening factor k must be > 0. Received: k={k!r}")
@@ -224,50 +160,32 @@ class WideResNet(common.ClassifierModel):
         for arg, value in (("dropout_rate", dropout_rate), ("stochastic_depth_rate", stochastic_depth_rate)):
             if not 0.0 <= value < 1.0:
                 raise InvalidArgumentError(f"{arg} must be in [0, 1). Received: {arg}={value!r}")
-        name = name or default_name(depth, k, kernel_sizes)
-        weights = common.resolve_weights(weights, f"WRN-{depth}-{k:g}")
-        common.check_head_arguments(
-            include_top=include_top, pooling=pooling, num_classes=num_classes,
-            weights=weights, model_name=f"WRN-{depth}-{k:g}",
-        )
-        img_input, inputs = common.model_inputs(
-            input_tensor, input_shape,
-            default_size=CIFAR_INPUT_SIZE, min_size=CIFAR_MIN_INPUT_SIZE,
-            model_name=f"WRN-{depth}-{k:g}",
-        )
+        # Block l of L drops with probability l / L * stochastic_depth_rate.
+        rates = [stochastic_depth_rate * (i + 1) / (3 * n_blocks) for i in range(3 * n_blocks)]
+        widths = group_widths(k)
 
-        x = blocks.conv2d(
-            img_input, 16, 3,
-            kernel_initializer=blocks.WRN_CONV_INITIALIZER, name="stem_conv",
+        def body(x):
+            x = blocks.conv2d(x, 16, 3, kernel_initializer=blocks.WRN_CONV_INITIALIZER, name="stem_conv")
+            x = group(x, 1, widths[0], 1, n_blocks, kernel_sizes, dropout_rate=dropout_rate,
+                      drop_path_rates=rates[:n_blocks])
+            x = group(x, 2, widths[1], 2, n_blocks, kernel_sizes, dropout_rate=dropout_rate,
+                      drop_path_rates=rates[n_blocks:2 * n_blocks])
+            x = group(x, 3, widths[2], 2, n_blocks, kernel_sizes, dropout_rate=dropout_rate,
+                      drop_path_rates=rates[2 * n_blocks:])
+            return blocks.bn_relu(x, "head")  # head_bn, head_relu
+
+        architecture = common.Architecture(
+            label=f"WRN-{depth}-{k:g}",
+            registry_name=f"wrn-{depth}-{k:g}{registry_suffix(kernel_sizes)}",
+            default_name=default_name(depth, k, kernel_sizes),
+            default_size=CIFAR_INPUT_SIZE,
+            min_size=CIFAR_MIN_INPUT_SIZE,
+            classifier_initializers=_classifier_initializers,
         )
-        total_blocks = 3 * n_blocks
-        block_index = 0
-        for group, (width, stride) in enumerate(zip(group_widths(k), (1, 2, 2)), start=1):
-            for b in range(1, n_blocks + 1):
-                block_index += 1
-                x = blocks.wide_block(
-                    x,
-                    width,
-                    kernel_sizes,
-                    strides=stride if b == 1 else 1,
-                    dropout_rate=dropout_rate,
-                    drop_path_rate=stochastic_depth_rate * block_index / total_blocks,
-                    name=f"group{group}_block{b}",
-                )
-        x = blocks.bn_relu(x, "head")  # head_bn, head_relu
-        outputs = common.classification_head(
-            x,
-            include_top=include_top,
-            pooling=pooling,
-            num_classes=num_classes,
-            classifier_activation=classifier_activation,
-            kernel_initializer=blocks.WRN_CONV_INITIALIZER,
-        )
-        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
-        self._finish_build(
-            weights=weights, img_input=img_input, num_classes=num_classes,
-            include_top=include_top, pooling=pooling,
-            classifier_activation=classifier_activation,
+        self._build_network(
+            body, architecture, weights=weights, include_preprocessing=include_preprocessing,
+            input_tensor=input_tensor, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
+            pooling=pooling, classifier_activation=classifier_activation, name=name, kwargs=kwargs,
         )
         self.depth = depth
         self.k = k

@@ -5,16 +5,20 @@ what was received, in the keras.applications style.
 """
 
 import contextlib
+import dataclasses
 import difflib
 import inspect
 import io
 import os
 import zipfile
+from typing import Callable
 
 import keras
 import numpy as np
 from keras import layers
 
+from keras_wrn.models import blocks, converters
+from keras_wrn.models import weights as weights_table
 from keras_wrn.models.errors import InvalidArgumentError, MissingFileError
 
 
@@ -80,7 +84,7 @@ def check_head_arguments(*, include_top, pooling, num_classes, weights, model_na
     path = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     if not isinstance(path, str) or not path.endswith((".weights.h5", ".keras", LAYER_WEIGHTS_SUFFIX)):
         raise InvalidArgumentError(
-            f"weights must be None, a published tag (see keras_wrn.convert.PRETRAINED), a "
+            f"weights must be None, a tag of the weights table (keras_wrn.list_models(pretrained=True)), a "
             f"PyTorch checkpoint (.pth, .safetensors) or the path to a `.weights.h5` or `.keras` "
             f"file saved by keras_wrn for {model_name}. Received: weights={weights!r}"
         )
@@ -184,26 +188,58 @@ def classification_head(
     return x
 
 
-def resolve_weights(weights, model_name):
-    """`weights` as a file the builders load: keras-wrn's own trained tags
-    ("cifar10", see `keras_wrn.models.trained`) become their checked file; a
-    published tag ("imagenet", ...) or a PyTorch checkpoint becomes a
-    converted layer-weights file in Keras' cache (through the converter
-    registered in `models.converters`: keras_wrn.convert, imported only
-    then, and torch for `.pth` files);
-    anything else is returned unchanged."""
-    from keras_wrn.models import trained
-
+def resolve_weights(weights, registry_name):
+    """Returns `(record, file)`: the weights table's record when `weights`
+    is one of `registry_name`'s tags (else None), and the file the builder
+    loads. keras-wrn's own weights are checked repository files; a published
+    checkpoint (a URL in the table) or a PyTorch checkpoint path becomes a
+    converted layer-weights file in Keras' cache through the converter
+    registered in `models.converters` (keras_wrn.convert, imported only then,
+    and torch for `.pth` files); a keras_wrn weights file is returned as is.
+    A name that is no file and no tag is refused, listing the tags."""
     path = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
-    if isinstance(path, str) and trained.is_trained_tag(model_name, path):
-        return trained.trained_weights_file(model_name, path)
-    if isinstance(path, str) and not path.endswith((".weights.h5", ".keras", LAYER_WEIGHTS_SUFFIX)) and (
-        "." not in os.path.basename(path) or path.endswith(CHECKPOINT_SUFFIXES)
-    ):
-        from keras_wrn.models import converters
+    if not isinstance(path, str):
+        return None, weights
+    if weights_table.is_weights_tag(registry_name, path):
+        record = weights_table.get_weights(registry_name, path)
+        return record, (converters.convert(record) if record.is_url else record.local_path())
+    if path.endswith(CHECKPOINT_SUFFIXES):
+        return None, converters.convert(path)
+    if "." not in os.path.basename(path) and not os.path.exists(path):
+        weights_table.get_weights(registry_name, path)  # raises, listing every model's tags
+    return None, weights
 
-        return converters.convert(path, model_name)
-    return weights
+
+def resolve_preprocessing(include_preprocessing, record, model_name):
+    """The `weights.Preprocessing` the model applies to its input, or None.
+
+    `None` (the default): the weights' own when they come from the table,
+    none otherwise. `True`: the weights' own, which the table must have.
+    `False`: none (feed inputs normalised as in training, e.g. with
+    `preprocess_input`). A dict `{"mean": [...], "std": [...]}`: these
+    per-channel statistics of pixels 0-255 (what the config stores)."""
+    if include_preprocessing is None:
+        return record.preprocessing if record is not None else None
+    if include_preprocessing is True:
+        if record is None:
+            raise InvalidArgumentError(
+                f"include_preprocessing=True takes the statistics of weights from the table "
+                f"(keras_wrn.list_models(pretrained=True)), and {model_name} was asked for none. Pass them: "
+                f"include_preprocessing={{'mean': [...], 'std': [...]}} (pixels 0-255), or False. "
+                f"Received: include_preprocessing=True")
+        return record.preprocessing
+    if include_preprocessing is False:
+        return None
+    return weights_table.Preprocessing.from_dict(include_preprocessing)
+
+
+def preprocessing_layer(x, preprocessing):
+    """`(x - mean) / std` per channel, on RGB pixels 0-255 (the
+    `preprocessing` layer; no weights). Shapes unchanged."""
+    return layers.Normalization(
+        axis=blocks.channel_axis(), mean=list(preprocessing.mean),
+        variance=[s * s for s in preprocessing.std], name="preprocessing",
+    )(x)
 
 
 def save_layer_weights(path, layer_weights, compressed=False):
@@ -213,15 +249,6 @@ def save_layer_weights(path, layer_weights, compressed=False):
     tmp = f"{path}.tmp.npz"
     (np.savez_compressed if compressed else np.savez)(tmp, **flat)
     os.replace(tmp, path)
-
-
-def model_layer_weights(model, dtype=None):
-    """`{layer name: [arrays]}` of every layer of `model` that has weights,
-    cast to `dtype` (e.g. "float16" for a file half the size) if given."""
-    return {
-        layer.name: [np.asarray(w) if dtype is None else np.asarray(w).astype(dtype) for w in layer.get_weights()]
-        for layer in model.layers if layer.weights
-    }
 
 
 def read_layer_weights(path):
@@ -336,17 +363,57 @@ def refuse_unknown_arguments(cls, kwargs):
         f"Received: {', '.join(f'{name}={kwargs[name]!r}' for name in unknown)}")
 
 
-class ClassifierModel(keras.Model):
-    """Base of keras_wrn's functional models: stores the keras.applications
-    head arguments once, and makes the constructor arguments the config
-    (`get_config` returns them, `from_config` is `cls(**config)`)."""
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """What a family's builder tells the skeleton about one network."""
 
-    def _finish_build(
-        self, *, weights, img_input, num_classes, include_top, pooling, classifier_activation
+    label: str  # the paper's name, in messages: "WRN-28-10", "WRN-50-2-bottleneck"
+    registry_name: str  # the weights table's key: "wrn-28-10"
+    default_name: str  # the Keras model name when `name` is None
+    default_size: int  # input size when `input_shape` is None
+    min_size: int  # total stride: the smallest input
+    # channels of the features -> (kernel, bias) initializers of `predictions`
+    classifier_initializers: Callable[[int], tuple]
+
+
+class ClassifierModel(keras.Model):
+    """Base of keras_wrn's functional models: the one builder skeleton
+    (`_build_network`) that each family fills with its body, and the
+    constructor arguments as the config (`get_config` returns them,
+    `from_config` is `cls(**config)`)."""
+
+    def _build_network(
+        self, body, architecture, *, weights, include_preprocessing, input_tensor, input_shape, num_classes,
+        include_top, pooling, classifier_activation, name, kwargs,
     ):
-        load_weights(self, weights)
+        """inputs -> preprocessing (optional) -> `body(x)` -> head, then the
+        weights. Every argument is checked before the first layer is built.
+
+        `body` takes the image tensor `(N, H, W, C)` and returns the
+        features `(N, H', W', C')` the head pools."""
+        record, weights_file = resolve_weights(weights, architecture.registry_name)
+        check_head_arguments(
+            include_top=include_top, pooling=pooling, num_classes=num_classes, weights=weights_file,
+            model_name=architecture.label,
+        )
+        preprocessing = resolve_preprocessing(include_preprocessing, record, architecture.label)
+        img_input, inputs = model_inputs(
+            input_tensor, input_shape, default_size=architecture.default_size, min_size=architecture.min_size,
+            model_name=architecture.label,
+        )
+        x = img_input if preprocessing is None else preprocessing_layer(img_input, preprocessing)
+        x = body(x)
+        kernel_initializer, bias_initializer = architecture.classifier_initializers(x.shape[blocks.channel_axis()])
+        outputs = classification_head(
+            x, include_top=include_top, pooling=pooling, num_classes=num_classes,
+            classifier_activation=classifier_activation, kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+        )
+        super().__init__(inputs=inputs, outputs=outputs, name=name or architecture.default_name, **kwargs)
+        load_weights(self, weights_file)
         self.num_classes = num_classes
         self.include_top = include_top
+        self.include_preprocessing = False if preprocessing is None else preprocessing.to_dict()
         self.pooling = pooling
         self.classifier_activation = classifier_activation
         self._input_shape_arg = tuple(img_input.shape[1:])
@@ -362,6 +429,7 @@ class ClassifierModel(keras.Model):
             **self._architecture_config(),
             "num_classes": self.num_classes,
             "include_top": self.include_top,
+            "include_preprocessing": self.include_preprocessing,
             "input_shape": list(self._input_shape_arg),
             "pooling": self.pooling,
             "classifier_activation": serialize_activation(self.classifier_activation),

@@ -15,16 +15,17 @@ _CONVERTERS = []
 
 
 def register_converter(function):
-    """Registers `function(weights, model_name) -> path of a layer-weights
-    file`; the last one registered is used. Returns `function`."""
+    """Registers `function(source) -> path of a layer-weights file`, where
+    `source` is a `weights.Weights` record with a URL or the path of a
+    PyTorch checkpoint; the last one registered is used. Returns `function`."""
     _CONVERTERS.append(function)
     return function
 
 
-def convert(weights, model_name):
-    """The layer-weights file the registered converter makes of `weights`."""
+def convert(source):
+    """The layer-weights file the registered converter makes of `source`."""
     if not _CONVERTERS:
         raise InvalidArgumentError(
-            f"No converter is registered for weights={weights!r} (a published tag or a PyTorch checkpoint); "
+            f"No converter is registered for {source!r} (a published checkpoint or a PyTorch checkpoint); "
             f"import keras_wrn (which registers keras_wrn.convert) before building the model.")
-    return _CONVERTERS[-1](weights, model_name)
+    return _CONVERTERS[-1](source)

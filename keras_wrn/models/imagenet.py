@@ -37,6 +37,13 @@ BLOCK_FUNCTIONS = {"bottleneck": blocks.bottleneck_block, "basic": blocks.basic_
 STAGE_PLANES = (64, 128, 256, 512)
 
 
+def _classifier_initializers(channels):
+    """torchvision's nn.Linear init: U(+-1/sqrt(fan_in)) for weight and bias."""
+    bound = 1.0 / math.sqrt(channels)
+    kernel = keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_in", distribution="uniform")
+    return kernel, keras.initializers.RandomUniform(-bound, bound)
+
+
 @keras.saving.register_keras_serializable(package="keras_wrn")
 class ImageNetWideResNet(common.ClassifierModel):
     """A wide post-activation ResNet for ImageNet-sized images.
@@ -49,12 +56,19 @@ class ImageNetWideResNet(common.ClassifierModel):
         width: widening factor w > 0 (Table 7: 1.0, 1.5, 2.0, 3.0).
         num_classes, include_top, weights, input_tensor, input_shape,
         pooling, classifier_activation, name: as in keras.applications;
-            `input_shape` defaults to `(224, 224, 3)`, at least 32x32.
+            `input_shape` defaults to `(224, 224, 3)`, at least 32x32;
+            `weights` a tag of the weights table (`"imagenet"`, ...), a
+            PyTorch checkpoint or a keras_wrn weights file.
+        include_preprocessing: as `keras_wrn.WideResNet`: by default a model
+            with weights from the table takes RGB pixels 0-255 and applies
+            the ImageNet mean/std itself; False leaves that to
+            `keras_wrn.preprocess_input`.
 
     BatchNorm eps 1e-5, momentum 0.9; convolutions bias-free, initialised
     as torchvision (kaiming normal, fan_out); symmetric Torch padding.
 
-    Input shape: `(N, H, W, 3)` images normalised with the ImageNet mean/std.
+    Input shape: `(N, H, W, 3)`: RGB pixels 0-255 with preprocessing, else
+    images normalised with the ImageNet mean/std.
     Output shape: `(N, num_classes)` with the top; `(N, H/32, W/32, C)`
     features without it (`(N, C)` with pooling), C = 2048 for bottleneck,
     `int(512 * width)` for basic.
@@ -68,6 +82,7 @@ class ImageNetWideResNet(common.ClassifierModel):
         num_classes=1000,
         include_top=True,
         weights=None,
+        include_preprocessing=None,
         input_tensor=None,
         input_shape=None,
         pooling=None,
@@ -97,59 +112,39 @@ class ImageNetWideResNet(common.ClassifierModel):
                 f"Received: width={width!r}"
             )
         label = imagenet_label(block, stage_blocks, width)
-        weights = common.resolve_weights(weights, label)
-        common.check_head_arguments(
-            include_top=include_top, pooling=pooling, num_classes=num_classes,
-            weights=weights, model_name=label,
-        )
-        img_input, inputs = common.model_inputs(
-            input_tensor, input_shape,
-            default_size=IMAGENET_INPUT_SIZE, min_size=IMAGENET_MIN_INPUT_SIZE,
-            model_name=label,
-        )
-
-        x = blocks.conv2d(
-            img_input, 64, 7, 2,
-            kernel_initializer=blocks.TORCHVISION_CONV_INITIALIZER, name="conv1_conv",
-        )
-        x = blocks.batch_norm(x, name="conv1_bn")
-        x = layers.ReLU(name="conv1_relu")(x)
-        # Zero padding equals Torch's -inf padding here: the input is >= 0.
-        x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
-        x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
-
         block_fn = BLOCK_FUNCTIONS[block]
-        for stage, (planes, count) in enumerate(zip(STAGE_PLANES, stage_blocks), start=2):
-            for b in range(1, count + 1):
-                strides = 2 if (b == 1 and stage > 2) else 1
-                name_b = f"conv{stage}_block{b}"
-                if block == "bottleneck":
-                    x = block_fn(x, planes, width, strides, name=name_b)
-                else:
-                    x = block_fn(x, int(planes * width), strides, name=name_b)
 
-        # torchvision's nn.Linear init: U(+-1/sqrt(fan_in)) for weight and bias.
-        bound = 1.0 / math.sqrt(x.shape[blocks.channel_axis()])
-        outputs = common.classification_head(
-            x,
-            include_top=include_top,
-            pooling=pooling,
-            num_classes=num_classes,
-            classifier_activation=classifier_activation,
-            kernel_initializer=keras.initializers.VarianceScaling(
-                1.0 / 3.0, mode="fan_in", distribution="uniform"
-            ),
-            bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+        def body(x):
+            x = blocks.conv2d(
+                x, 64, 7, 2, kernel_initializer=blocks.TORCHVISION_CONV_INITIALIZER, name="conv1_conv",
+            )
+            x = blocks.batch_norm(x, name="conv1_bn")
+            x = layers.ReLU(name="conv1_relu")(x)
+            # Zero padding equals Torch's -inf padding here: the input is >= 0.
+            x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+            x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+            for stage, (planes, count) in enumerate(zip(STAGE_PLANES, stage_blocks), start=2):
+                for b in range(1, count + 1):
+                    strides = 2 if (b == 1 and stage > 2) else 1
+                    name_b = f"conv{stage}_block{b}"
+                    if block == "bottleneck":
+                        x = block_fn(x, planes, width, strides, name=name_b)
+                    else:
+                        x = block_fn(x, int(planes * width), strides, name=name_b)
+            return x
+
+        architecture = common.Architecture(
+            label=label,
+            registry_name=label.lower(),
+            default_name=label.lower().replace("-", "_").replace(".", "_"),
+            default_size=IMAGENET_INPUT_SIZE,
+            min_size=IMAGENET_MIN_INPUT_SIZE,
+            classifier_initializers=_classifier_initializers,
         )
-        super().__init__(
-            inputs=inputs, outputs=outputs,
-            name=name or label.lower().replace("-", "_").replace(".", "_"),
-            **kwargs,
-        )
-        self._finish_build(
-            weights=weights, img_input=img_input, num_classes=num_classes,
-            include_top=include_top, pooling=pooling,
-            classifier_activation=classifier_activation,
+        self._build_network(
+            body, architecture, weights=weights, include_preprocessing=include_preprocessing,
+            input_tensor=input_tensor, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
+            pooling=pooling, classifier_activation=classifier_activation, name=name, kwargs=kwargs,
         )
         self.block = block
         self.stage_blocks = stage_blocks

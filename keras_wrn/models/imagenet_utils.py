@@ -1,38 +1,33 @@
 """Input preprocessing and output decoding for the ImageNet weights that
-keras_wrn converts (torchvision's and the paper's): RGB pixels scaled to
-[0, 1], then normalised by the ImageNet mean and std, as both were trained.
+keras_wrn converts (torchvision's and the paper's): RGB pixels normalised by
+the ImageNet mean and std, as both were trained. Models built with those
+weights do this themselves unless `include_preprocessing=False`.
 """
-
-import functools
-import json
-from importlib import resources
 
 import keras
 import numpy as np
 
+from keras_wrn.models import weights
 from keras_wrn.models.errors import InvalidArgumentError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def preprocess_input(x, data_format=None):
     """RGB pixels 0-255, `(..., H, W, 3)` (or `(..., 3, H, W)` for
-    channels_first) -> float32 `(x / 255 - mean) / std` per channel."""
+    channels_first) -> float32 `(x - mean) / std` per channel with the
+    ImageNet statistics (torchvision's `(x / 255 - 0.485) / 0.229`, ...),
+    for a model built with `include_preprocessing=False`."""
     data_format = data_format or keras.config.image_data_format()
-    x = keras.ops.cast(keras.ops.convert_to_tensor(x), "float32") / 255.0
+    x = keras.ops.cast(keras.ops.convert_to_tensor(x), "float32")
     shape = (3, 1, 1) if data_format == "channels_first" else (3,)
-    mean = keras.ops.reshape(keras.ops.convert_to_tensor(IMAGENET_MEAN, "float32"), shape)
-    std = keras.ops.reshape(keras.ops.convert_to_tensor(IMAGENET_STD, "float32"), shape)
+    mean = keras.ops.reshape(keras.ops.convert_to_tensor(weights.IMAGENET_MEAN, "float32"), shape)
+    std = keras.ops.reshape(keras.ops.convert_to_tensor(weights.IMAGENET_STD, "float32"), shape)
     return (x - mean) / std
 
 
-@functools.cache
 def imagenet_class_names():
     """The 1,000 ImageNet-1k class names in the order of the classifier
     (torchvision's list)."""
-    text = resources.files("keras_wrn.models").joinpath("imagenet_classes.json").read_text()
-    return tuple(json.loads(text))
+    return weights.class_names("imagenet-1k")
 
 
 def decode_predictions(predictions, top=5):

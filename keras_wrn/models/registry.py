@@ -20,6 +20,7 @@ import fnmatch
 import importlib
 from typing import Any, Mapping
 
+from keras_wrn.models import weights as weights_table
 from keras_wrn.models.errors import InvalidArgumentError
 
 FAMILIES = ("cifar", "imagenet")
@@ -77,6 +78,11 @@ class ModelSpec:
         result = self.paper_result(dataset, table)
         return None if result is None else result.error
 
+    @property
+    def weights(self):
+        """The `Weights` records this model can be built with (`weights=tag`)."""
+        return weights_table.list_weights(self.name)
+
     def to_dict(self):
         """The metadata as plain JSON types (`keras-wrn models --json`)."""
         return {
@@ -88,6 +94,7 @@ class ModelSpec:
             "params": self.params,
             "macs": self.macs,
             "paper": [dataclasses.asdict(result) for result in self.paper],
+            "weights": [entry.to_dict() for entry in self.weights],
         }
 
 
@@ -101,14 +108,16 @@ def register_model(spec):
     return spec
 
 
-def list_models(pattern=None, family=None):
+def list_models(pattern=None, family=None, pretrained=False):
     """Canonical model names, in registry order; `pattern` is a shell-style
-    filter (`"wrn-28-*"`), `family` `"cifar"` or `"imagenet"`."""
+    filter (`"wrn-28-*"`), `family` `"cifar"` or `"imagenet"`; `pretrained`
+    keeps those with weights in the table (`keras_wrn.models.weights`)."""
     return [
         name
         for name, spec in _REGISTRY.items()
         if (pattern is None or fnmatch.fnmatch(name, pattern))
         and (family is None or spec.family == family)
+        and (not pretrained or spec.weights)
     ]
 
 

@@ -97,31 +97,28 @@ def run_zca(run_dir, config):
         return stored["mean"], stored["matrix"]
 
 
-def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size=256, max_batches=None):
-    """Evaluates a run folder (its final, best or last weights) or a `.keras`
-    file on the test split of `dataset` (default: the run's dataset).
+def input_normalization(model, spec):
+    """The per-channel (mean, std) applied to pixels before `model`: the
+    dataset's, or the identity when the model normalises its pixels itself
+    (built with `include_preprocessing`, e.g. with weights from the table)."""
+    if getattr(model, "include_preprocessing", False):
+        return (0.0,) * spec.channels, (1.0,) * spec.channels
+    return spec.normalization()
 
-    Returns a dict: dataset, model, num_examples, test_error and
-    test_loss (and test_top5_error for datasets of 100+ classes), errors as
-    fractions.
-    """
+
+def evaluate_model(model, spec, *, data_dir=None, zca=None, batch_size=256, max_batches=None):
+    """Evaluates a loaded classifier on the test split of dataset `spec`,
+    its pixels normalised as `input_normalization` says (and whitened with
+    `zca` when given). Returns num_examples, test_error and test_loss (and
+    test_top5_error for datasets of 100+ classes), errors as fractions."""
     import keras
     import numpy as np
 
     from keras_wrn import data
 
-    if weights not in WEIGHT_CHOICES:
-        raise InvalidArgumentError(f"weights must be one of {WEIGHT_CHOICES}. Received: weights={weights!r}")
-    model, config = resolve_model(target, weights)
-    dataset = dataset or (config.dataset if config else None)
-    if dataset is None:
-        raise InvalidArgumentError(f"Evaluating the model file {target!r} needs --dataset.")
-    data_dir = data_dir or (config.data_dir if config else None)
-    spec = data.get_dataset_spec(dataset)
     check_model_fits(model, spec)
     test = data.load_split(spec, "test", data_dir=data_dir)
-    mean, std = spec.normalization()
-    zca = run_zca(target, config)
+    mean, std = input_normalization(model, spec)
     preprocess = data.preprocessor(mean, std, zca=zca)
     totals = np.zeros(4)
     for i, (images, labels) in enumerate(data.batches(test, batch_size).as_numpy_iterator()):
@@ -140,14 +137,34 @@ def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size
             len(labels),
         ]
     loss, wrong1, wrong5, count = totals
-    result = {
-        "dataset": spec.name,
-        "model": config.model if config else model.name,
-        "weights": weights if config else target,
-        "num_examples": int(count),
-        "test_error": wrong1 / count,
-        "test_loss": loss / count,
-    }
+    result = {"num_examples": int(count), "test_error": wrong1 / count, "test_loss": loss / count}
     if spec.num_classes >= 100:
         result["test_top5_error"] = wrong5 / count
     return result
+
+
+def evaluate(target, *, dataset=None, data_dir=None, weights="final", batch_size=256, max_batches=None):
+    """Evaluates a run folder (its final, best or last weights) or a `.keras`
+    file on the test split of `dataset` (default: the run's dataset).
+
+    Returns a dict: dataset, model, weights, num_examples, test_error and
+    test_loss (and test_top5_error for datasets of 100+ classes), errors as
+    fractions.
+    """
+    from keras_wrn import data
+
+    if weights not in WEIGHT_CHOICES:
+        raise InvalidArgumentError(f"weights must be one of {WEIGHT_CHOICES}. Received: weights={weights!r}")
+    model, config = resolve_model(target, weights)
+    dataset = dataset or (config.dataset if config else None)
+    if dataset is None:
+        raise InvalidArgumentError(f"Evaluating the model file {target!r} needs --dataset.")
+    spec = data.get_dataset_spec(dataset)
+    measured = evaluate_model(model, spec, data_dir=data_dir or (config.data_dir if config else None),
+                              zca=run_zca(target, config), batch_size=batch_size, max_batches=max_batches)
+    return {
+        "dataset": spec.name,
+        "model": config.model if config else model.name,
+        "weights": weights if config else target,
+        **measured,
+    }

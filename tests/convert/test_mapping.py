@@ -2,6 +2,7 @@
 layout against the NumPy port of the official code, the error reports, the
 published-weights cache and download errors, ImageNet pre/post-processing."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 import keras_wrn
 from keras_wrn.convert import ConversionError, detect_layout, pretrained, to_keras_layer_weights
-from keras_wrn.models import common
+from keras_wrn.models import common, weights
 from tests.helpers import official_params
 from tests.models.official_reference import wrn_forward
 
@@ -74,16 +75,17 @@ def test_converted_layer_weights_load_through_the_builder(tmp_path):
 
 def test_published_tags_and_offline_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    entry = pretrained.PRETRAINED["WRN-50-2-bottleneck"]["imagenet"]
-    assert entry.hash_prefix == "9ba9bcbe" and entry.top1 == pytest.approx(81.602)
-    assert pretrained.PRETRAINED["WRN-50-2-bottleneck"]["imagenet-paper"].hash_prefix == "5ae25d50"
-    with pytest.raises(pretrained.PretrainedWeightsError, match="No published weights 'imagenet' for WRN-28-10"):
+    entry = weights.get_weights("wrn-50-2-bottleneck", "imagenet")
+    assert entry.sha256 == "9ba9bcbe" and entry.metrics["imagenet_top1_accuracy"] == pytest.approx(81.602)
+    assert weights.get_weights("wrn-50-2-bottleneck", "imagenet-paper").sha256 == "5ae25d50"
+    with pytest.raises(weights.UnknownWeightsError,
+                       match=r"No weights 'imagenet' for wrn-28-10\. Weights by model: wrn-16-8: cifar10; "
+                             r"wrn-50-2-bottleneck: imagenet, imagenet-v1, imagenet-paper"):
         keras_wrn.WideResNet(28, 10, weights="imagenet")
     # A host that can never resolve (RFC 2606): the real download path fails,
     # quickly and clearly, and tells how to pass a local file.
-    unreachable = pretrained.PublishedWeights("https://weights.invalid/wide_resnet50_2-9ba9bcbe.pth",
-                                              entry.source, entry.top1, entry.top5, entry.resize)
-    monkeypatch.setitem(pretrained.PRETRAINED["WRN-50-2-bottleneck"], "imagenet", unreachable)
+    unreachable = dataclasses.replace(entry, source="https://weights.invalid/wide_resnet50_2-9ba9bcbe.pth")
+    monkeypatch.setitem(weights._WEIGHTS, ("wrn-50-2-bottleneck", "imagenet"), unreachable)
     with pytest.raises(pretrained.PretrainedWeightsError,
                        match=r"Could not download .*weights='path/to/wide_resnet50_2-9ba9bcbe.pth'"):
         keras_wrn.WideResNet50_2(weights="imagenet")
@@ -91,7 +93,7 @@ def test_published_tags_and_offline_errors(tmp_path, monkeypatch):
 
 def test_a_corrupt_download_is_deleted(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    entry = pretrained.PRETRAINED["WRN-50-2-bottleneck"]["imagenet"]
+    entry = weights.get_weights("wrn-50-2-bottleneck", "imagenet")
     os.makedirs(pretrained.cache_dir())
     corrupt = os.path.join(pretrained.cache_dir(), entry.filename)
     with open(corrupt, "wb") as handle:
@@ -107,6 +109,7 @@ def test_preprocess_and_decode():
     expected = (np.array([0, 128, 255]) / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     np.testing.assert_allclose(got[0, 0, 0], expected, rtol=1e-6)
     names = keras_wrn.imagenet_class_names()
+    assert names == weights.get_weights("wrn-50-2-bottleneck", "imagenet").class_names
     assert len(names) == 1000 and names[0] == "tench" and names[999] == "toilet tissue"
     scores = np.zeros((2, 1000))
     scores[0, 207], scores[0, 1] = 0.9, 0.1
@@ -119,10 +122,11 @@ def test_preprocess_and_decode():
 
 
 def test_published_weights_load_from_the_cache_without_network(tmp_path, monkeypatch):
-    """Once converted, weights="imagenet" reads Keras' cache: no download, no torch."""
+    """Once converted, weights="imagenet" reads Keras' cache: no download, no
+    torch; the model takes pixels 0-255 unless include_preprocessing=False."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     source = keras_wrn.WideResNet50_2(input_shape=(64, 64, 3))
-    entry = pretrained.PRETRAINED["WRN-50-2-bottleneck"]["imagenet"]
+    entry = weights.get_weights("wrn-50-2-bottleneck", "imagenet")
     os.makedirs(pretrained.cache_dir())
     cached = os.path.join(pretrained.cache_dir(), f"{entry.filename.rsplit('.', 1)[0]}.imagenet.keras_wrn.npz")
     common.save_layer_weights(cached, {layer.name: layer.get_weights() for layer in source.layers if layer.weights})
@@ -132,8 +136,11 @@ def test_published_weights_load_from_the_cache_without_network(tmp_path, monkeyp
 
     monkeypatch.setattr(pretrained, "fetch", no_network)
     model = keras_wrn.WideResNet50_2(weights="imagenet", input_shape=(64, 64, 3))
-    images = np.random.default_rng(0).normal(0, 1, (1, 64, 64, 3)).astype("float32")
-    np.testing.assert_allclose(np.asarray(model(images)), np.asarray(source(images)), atol=1e-6)
+    pixels = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    expected = np.asarray(source(keras_wrn.preprocess_input(pixels)))
+    np.testing.assert_allclose(np.asarray(model(pixels)), expected, atol=1e-6)
+    outside = keras_wrn.WideResNet50_2(weights="imagenet", input_shape=(64, 64, 3), include_preprocessing=False)
+    np.testing.assert_allclose(np.asarray(outside(keras_wrn.preprocess_input(pixels))), expected, atol=1e-6)
     features = keras_wrn.WideResNet50_2(weights="imagenet", include_top=False, pooling="avg",
                                         input_shape=(64, 64, 3))
     assert features.output_shape == (None, 2048)

@@ -60,6 +60,40 @@ def test_torchvision_logits(name, builder, size, tmp_path, monkeypatch):
     assert cached.startswith(name) and cached.endswith(".keras_wrn.npz")
 
 
+def test_weights_from_the_table_take_raw_pixels(tmp_path, monkeypatch):
+    """A published torchvision checkpoint through the weights table, as a
+    user gets it: fetched into Keras' cache (here already there), its hash
+    checked, converted, and the ImageNet mean/std applied inside the model,
+    which takes RGB pixels 0-255 through `get_model` alone."""
+    import dataclasses
+
+    from keras_wrn.models import weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    torch.manual_seed(4)
+    reference = randomise_batch_norm(torchvision.models.resnet18(weights=None), seed=5)
+    staged = str(tmp_path / "resnet18.pth")
+    torch.save(reference.state_dict(), staged)
+    prefix = weights.sha256_file(staged)[:8]
+    cache = os.path.join(str(tmp_path), "models", "keras_wrn")
+    os.makedirs(cache)
+    os.replace(staged, os.path.join(cache, f"resnet18-{prefix}.pth"))
+    record = dataclasses.replace(weights.get_weights("wrn-50-2-bottleneck", "imagenet"), model="wrn-18-1",
+                                 tag="test-random", source=f"https://weights.invalid/resnet18-{prefix}.pth",
+                                 sha256=prefix)
+    weights.register_weights(record)
+    try:
+        model = keras_wrn.get_model("wrn-18-1", weights="test-random", input_shape=(96, 96, 3),
+                                    classifier_activation=None)
+    finally:
+        weights.unregister_weights("wrn-18-1", "test-random")
+    pixels = np.random.default_rng(5).integers(0, 256, (2, 96, 96, 3)).astype("uint8")
+    normalised = (pixels / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(normalised.transpose(0, 3, 1, 2).astype("float32").copy()))
+    assert_logits_close(model.predict(pixels, verbose=0), expected)
+
+
 def test_torchvision_checkpoint_to_keras_file_through_the_cli(tmp_path):
     from click.testing import CliRunner
 

@@ -181,3 +181,27 @@ def test_a_crash_while_writing_leaves_no_version(tiny_keras, tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         export_savedmodel(tiny_keras, str(tmp_path / "model"), dataset="digits", max_examples=8, verbose=False)
     assert os.listdir(tmp_path / "model") == []
+
+
+def test_a_model_that_normalises_its_pixels_is_not_normalised_twice(tiny_keras, tiny_keras_probabilities, tmp_path):
+    """A model built with `include_preprocessing` (as one with weights from
+    the table is) takes pixels 0-255: evaluate and export feed them as they are."""
+    import keras
+
+    from keras_wrn import WideResNet
+    from keras_wrn.export import load_source
+    from keras_wrn.export.source import probabilities
+    from keras_wrn.training.evaluate import evaluate
+
+    trained = keras.saving.load_model(tiny_keras)
+    model = WideResNet(depth=10, k=2, num_classes=10, input_shape=(8, 8, 1), classifier_activation=None,
+                       include_preprocessing={"mean": [0.0], "std": [255.0]})
+    model.set_weights(trained.get_weights())
+    path = str(tmp_path / "with-preprocessing.keras")
+    model.save(path)
+    source = load_source(path, dataset="digits")
+    assert source.mean == (0.0,) and source.std == (1.0,)
+    images, _ = digits_arrays("test")
+    expected, _ = tiny_keras_probabilities
+    np.testing.assert_allclose(probabilities(source.serving_model(), images), expected, atol=1e-5)
+    assert evaluate(path, dataset="digits")["test_error"] == evaluate(tiny_keras, dataset="digits")["test_error"]

@@ -5,7 +5,7 @@ import pytest
 from keras import layers
 
 import keras_wrn
-from keras_wrn.models.cifar import blocks_per_group, parse_block_type
+from keras_wrn.models.block_types import blocks_per_group, parse_block_type
 from tests.helpers import official_params
 
 from .official_reference import wrn_forward
