@@ -28,6 +28,10 @@ from keras_wrn.training.evaluate import WEIGHT_CHOICES
 DATASET_COLUMNS = (("cifar10", "C-10"), ("cifar100", "C-100"), ("svhn", "SVHN"))
 
 
+DATA_DIR_HELP = ("tensorflow-datasets data folder; or the dataset as image files: a folder with train/ and "
+                 "test/ (a folder per class), or a .tar.gz of one.")
+
+
 def _spec_or_fail(name):
     try:
         return registry.get_model_spec(name)
@@ -181,7 +185,7 @@ def _fail_cleanly(error):
               help="GCN + ZCA whitening fitted on the training set (the paper's Table 4), not mean/std.")
 @click.option("--seed", type=int, help="Random seed (data order, augmentation, init).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; default runs/DATASET-MODEL.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
+@click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--strategy", type=click.Choice(STRATEGIES),
               help="tf.distribute strategy; multi-worker reads TF_CONFIG.  [default: auto]")
 @click.option("--tpu", help="TPU name or address for --strategy tpu.")
@@ -228,7 +232,7 @@ def train_command(lr_boundaries, **options):
 @main.command("evaluate")
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--dataset", help="Dataset to test on (default: the run's).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
+@click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--weights", type=click.Choice(WEIGHT_CHOICES), default="final", show_default=True,
               help="For a run folder: model.keras, best.weights.h5 or last.weights.h5.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
@@ -269,7 +273,7 @@ def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
 @click.option("--weights", type=click.Choice(WEIGHT_CHOICES), default="final", show_default=True,
               help="For a run folder: model.keras, best.weights.h5 or last.weights.h5.")
 @click.option("--dataset", help="Dataset of a .keras TARGET (normalisation, class names, test images).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
+@click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--max-examples", type=click.IntRange(min=1),
               help="Verify on the first N test images only (default: the whole test split).")
 def export_command(target, export_format, quantize, out, version, overwrite, weights, dataset, data_dir,
@@ -305,7 +309,7 @@ def export_command(target, export_format, quantize, out, version, overwrite, wei
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--dataset", help="Dataset of a .keras MODEL outside a run folder (normalisation, class names).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="tensorflow-datasets data folder.")
+@click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict_command(model, images, top_k, dataset, data_dir, as_json):
     """Classify IMAGES (JPEG, PNG, GIF, BMP) with MODEL: a run folder, a .keras

@@ -19,6 +19,7 @@ _EXPORTS = {
     "in_memory_arrays": "datasets",
     "get_dataset_spec": "datasets",
     "load_split": "datasets",
+    "unpacked": "datasets",
     "batches": "pipeline",
     "evaluation_batches": "pipeline",
     "steps_per_epoch": "pipeline",

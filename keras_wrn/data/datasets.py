@@ -190,12 +190,64 @@ class Split:
     training: bool
 
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def unpacked(data_dir):
+    """`data_dir` itself, or, for an archive (`.tar.gz`, `.tgz`, `.tar`) of a
+    dataset stored as image files (e.g. `cifar10-jpeg.tar.gz`), the folder it
+    unpacks to: once per archive content, into keras-wrn's cache
+    (`KERAS_WRN_CACHE/data/NAME-SHA256[:16]`), atomically (a killed unpack
+    leaves no folder that looks complete). An archive holding one top folder
+    gives that folder."""
+    if not data_dir or not str(data_dir).endswith(ARCHIVE_SUFFIXES):
+        return data_dir
+    import shutil
+    import tarfile
+    import tempfile
+
+    from keras_wrn.cache import cache_dir
+    from keras_wrn.models.weights import sha256_file
+
+    if not os.path.isfile(data_dir):
+        raise DataNotFoundError(f"No such archive: {data_dir!r}. Pass a folder or a .tar.gz of train/ and test/.")
+    name = os.path.basename(data_dir)
+    for suffix in ARCHIVE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    target = cache_dir("data", f"{name}-{sha256_file(data_dir)[:16]}")
+    if not os.path.isdir(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=os.path.dirname(target))
+        try:
+            with tarfile.open(data_dir) as archive:
+                archive.extractall(tmp, filter="data")
+            try:
+                os.rename(tmp, target)
+            except OSError:  # another process unpacked it first
+                pass
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise InvalidArgumentError(
+                f"Cannot unpack {data_dir!r} into {os.path.dirname(target)} ({type(error).__name__}: "
+                f"{str(error)[:200]}). A damaged or truncated archive: copy it again; a full disk: free space "
+                f"or set KERAS_WRN_CACHE; or pass the unpacked folder."
+            ) from None
+        finally:
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp)
+    entries = os.listdir(target)
+    if len(entries) == 1 and os.path.isdir(os.path.join(target, entries[0])):
+        return os.path.join(target, entries[0])
+    return target
+
+
 def load_split(spec, split, *, data_dir=None, training=False):
     """Loads `split` ("train"/"test" or the spec's split names) as a `Split`.
+    `data_dir` may be an archive of image folders (`unpacked`).
 
     Raises DataNotFoundError within seconds when the data is not prepared,
     saying where it looked and how to get it; never downloads.
     """
+    data_dir = unpacked(data_dir)
     if spec.tfds_name and data_dir and is_image_folder_copy(spec, data_dir):
         return _load_folder(spec, split, data_dir=data_dir, training=training)
     loader: Callable = (
@@ -270,7 +322,9 @@ def in_memory_arrays(spec, data_dir=None):
     """`(x_train, y_train, x_test, y_test, class_names)` as numpy arrays, read
     without TensorFlow (the Keras `fit` route on JAX and PyTorch): the
     digits, an image folder, or a dataset stored as image files in
-    `data_dir` (`train/` and `test/`, a folder per class, e.g. CIFAR-10)."""
+    `data_dir` (`train/` and `test/`, a folder per class, e.g. CIFAR-10, or
+    an archive of them)."""
+    data_dir = unpacked(data_dir)
     if spec.name == "digits":
         return (*digits_arrays(), [str(i) for i in range(10)])
     if spec.tfds_name is None:

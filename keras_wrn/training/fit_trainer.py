@@ -62,6 +62,20 @@ class _RunFiles(keras.callbacks.Callback):
         logs.plot_curves(logs.latest_per_epoch(records), run_folder.path(self.run_dir, run_folder.CURVES), self.title)
 
 
+def devices(backend):
+    """The accelerators (or CPU) the backend computes on, for config.json."""
+    if backend == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices()]
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return ["cpu"]
+
+
 def train_with_fit(config, *, verbose=True):
     """Runs (or resumes) `config` with Keras `fit` on the current backend;
     returns a `trainer.TrainResult`."""
@@ -109,7 +123,8 @@ def train_with_fit(config, *, verbose=True):
                 f"(nothing was deleted).")
         zca = load_or_fit_zca(config, lambda: x_train) if config.zca else None
         config.save(run_folder.path(run_dir, run_folder.CONFIG), {
-            "environment": environment(), "replicas": 1, "trainer": f"Keras fit on {backend}",
+            "environment": environment(), "devices": devices(backend), "replicas": 1,
+            "trainer": f"Keras fit on {backend}",
             "global_batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "class_names": class_names})
         trainer, net = build_fit_model(config, spec, steps_per_epoch, jit_compile=config.xla, zca=zca)
         schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor, steps_per_epoch)

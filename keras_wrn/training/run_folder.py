@@ -39,7 +39,6 @@ ZCA = "zca.npz"
 MODEL = "model.keras"
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
-RESULT = "result.json"
 FIT_BACKUP = "fit-backup"  # the Keras fit route's BackupAndRestore (JAX, PyTorch)
 LOCK = ".lock"
 TMP_PREFIX = ".tmp-"

@@ -22,17 +22,15 @@ import os
 import statistics
 import time
 
+from keras_wrn.cache import cache_dir
 from keras_wrn.training import run_folder
 from keras_wrn.training.hardware import cpu
 
-CACHE_ENV = "KERAS_WRN_CACHE"
 CACHE_FILE = "xla-choices.json"
 
 
 def cache_path():
-    root = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "keras-wrn")
-    return os.path.join(root, CACHE_FILE)
+    return cache_dir(CACHE_FILE)
 
 
 def _read_cache(path):

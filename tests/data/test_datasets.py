@@ -1,6 +1,7 @@
 """Dataset sources and pipelines, on tfds mock data, made-up folders and the
 real digits that ship with scikit-learn."""
 
+import os
 import time
 
 import numpy as np
@@ -10,6 +11,7 @@ tf = pytest.importorskip("tensorflow")
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from keras_wrn import data  # noqa: E402
+from keras_wrn.errors import InvalidArgumentError  # noqa: E402
 from tests.helpers import write_folder  # noqa: E402
 
 
@@ -171,3 +173,32 @@ def test_cifar10_from_an_image_folder_copy(tmp_path):
     assert test.num_examples == 20 and test.class_names == list(CIFAR10_CLASSES)
     images, labels = take(data.batches(test, 20))[0]
     assert images.shape == (20, 32, 32, 3) and sorted(labels.tolist()) == sorted(list(range(10)) * 2)
+
+
+def test_a_copy_packed_as_an_archive_is_unpacked_once(tmp_path):
+    """`--data-dir cifar10-jpeg.tar.gz`: unpacked into keras-wrn's cache once
+    per archive content, then read as the folder; a damaged archive is named."""
+    import tarfile
+
+    from keras_wrn.data.datasets import unpacked
+
+    write_folder(tmp_path / "cifar10-jpeg", classes=CIFAR10_CLASSES, per_class=1, size=32)
+    archive = tmp_path / "cifar10-jpeg.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "cifar10-jpeg", arcname="cifar10-jpeg")
+    folder = unpacked(str(archive))
+    assert os.path.basename(folder) == "cifar10-jpeg" and os.path.isdir(os.path.join(folder, "test"))
+    assert os.path.basename(os.path.dirname(folder)).startswith("cifar10-jpeg-")  # named by content hash
+    made = os.stat(folder).st_mtime_ns
+    assert unpacked(str(archive)) == folder and os.stat(folder).st_mtime_ns == made  # not unpacked again
+    assert not [name for name in os.listdir(os.path.dirname(os.path.dirname(folder))) if name.startswith(".tmp")]
+    test = data.load_split(data.get_dataset_spec("cifar10"), "test", data_dir=str(archive))
+    assert test.num_examples == 10 and test.class_names == list(CIFAR10_CLASSES)
+    assert unpacked(str(tmp_path)) == str(tmp_path)  # a folder is itself
+
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(InvalidArgumentError, match="Cannot unpack .*truncated.tar.gz.*copy it again"):
+        unpacked(str(truncated))
+    with pytest.raises(data.DataNotFoundError, match="No such archive"):
+        unpacked(str(tmp_path / "missing.tar.gz"))
