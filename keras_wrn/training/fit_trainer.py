@@ -4,7 +4,7 @@ The recipe is the tf.distribute trainer's: the model, augmentation, TorchSGD
 and schedule come from `steps.build_training_objects`, through
 `in_memory.build_fit_model`. So is the run folder (`run_folder`: lock, atomic
 files, config.json, metrics.jsonl, best and last weights, curves,
-model.keras), which `evaluate`, `export` and `predict` read like any other.
+model.keras, TensorBoard scalars), which `evaluate`, `export` and `predict` read like any other.
 Data come from memory (`data.in_memory_arrays`): the digits, image folders,
 and CIFAR stored as image files (`--data-dir`).
 
@@ -43,11 +43,12 @@ class _EpochOrder(keras.callbacks.Callback):
 
 
 class _RunFiles(keras.callbacks.Callback):
-    """At each epoch end: last and best weights of the network, and the curves."""
+    """At each epoch end (after `EpochLog` wrote the epoch's record): last and
+    best weights of the network, the curves and the TensorBoard scalars."""
 
-    def __init__(self, net, run_dir, title):
+    def __init__(self, net, run_dir, title, scalars):
         super().__init__()
-        self.net, self.run_dir, self.title = net, run_dir, title
+        self.net, self.run_dir, self.title, self.scalars = net, run_dir, title, scalars
         tested = [r["test_error"] for r in logs.read_metrics(run_folder.path(run_dir, run_folder.METRICS))
                   if "test_error" in r]
         self.best = min(tested, default=float("inf"))
@@ -60,6 +61,7 @@ class _RunFiles(keras.callbacks.Callback):
             run_folder.save_weights(self.net, run_folder.path(self.run_dir, run_folder.BEST_WEIGHTS))
         records = logs.read_metrics(run_folder.path(self.run_dir, run_folder.METRICS))
         logs.plot_curves(logs.latest_per_epoch(records), run_folder.path(self.run_dir, run_folder.CURVES), self.title)
+        self.scalars.write(records[-1])
 
 
 def devices(backend):
@@ -114,6 +116,7 @@ def train_with_fit(config, *, verbose=True):
     config = dataclasses.replace(config, xla=config.xla is not False)  # jit-compiled, unless --no-xla
 
     lock = run_folder.take(run_dir, log)
+    scalars = None
     try:
         run_folder.check_same_run(config, warn)
         backup_dir = run_folder.path(run_dir, run_folder.FIT_BACKUP)
@@ -130,6 +133,7 @@ def train_with_fit(config, *, verbose=True):
         schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor, steps_per_epoch)
         batches = ShuffledBatches(x_train, y_train, batch_size, seed=config.seed)
         order = _EpochOrder(batches)
+        scalars = logs.TensorBoardScalars(run_folder.path(run_dir, run_folder.TENSORBOARD))
         log(f"Training {config.model} on {spec.name}: Keras fit on {backend}, batch {batch_size}, "
             f"{config.precision}, XLA {'on' if config.xla else 'off'}.")
         trainer.fit(
@@ -140,7 +144,7 @@ def train_with_fit(config, *, verbose=True):
                 order,
                 EpochLog(run_folder.path(run_dir, run_folder.METRICS), steps_per_epoch * batch_size, schedule,
                          steps_per_epoch, log=log),
-                _RunFiles(net, run_dir, f"{config.model} on {spec.name}"),
+                _RunFiles(net, run_dir, f"{config.model} on {spec.name}", scalars),
             ],
         )
         if order.start_step:
@@ -155,4 +159,6 @@ def train_with_fit(config, *, verbose=True):
             resumed_from_step=order.start_step)
     finally:
         keras.config.set_dtype_policy("float32")
+        if scalars is not None:
+            scalars.close()
         lock.release()

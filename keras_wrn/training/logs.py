@@ -1,7 +1,10 @@
-"""What a run leaves for people: JSON lines of metrics and the curves plot."""
+"""What a run leaves for people: JSON lines of metrics, TensorBoard scalars
+and the curves plot."""
 
+import errno
 import json
 import os
+import sys
 
 from keras_wrn.training import run_folder
 
@@ -36,6 +39,50 @@ def latest_per_epoch(records):
     an older checkpoint has two lines), in epoch order."""
     latest = {r["epoch"]: r for r in records if "epoch" in r}
     return [latest[epoch] for epoch in sorted(latest)]
+
+
+SCALARS = ("learning_rate", "train_loss", "train_error", "test_loss", "test_error")
+
+
+class TensorBoardScalars:
+    """Each epoch record's `SCALARS` as TensorBoard event files in `log_dir`
+    (step = epoch), written by TensorBoard's own writer, which needs no
+    TensorFlow: both trainers, on every backend, write the same tags."""
+
+    def __init__(self, log_dir):
+        from tensorboard.summary import Writer
+
+        self.log_dir = log_dir
+        self._writer = Writer(log_dir)
+
+    def write(self, record):
+        """Appends the record's scalars; a full disk is a `RunFolderWriteError`
+        (events already written stay readable)."""
+        try:
+            for key in SCALARS:
+                if key in record:
+                    self._writer.add_scalar(key, record[key], step=record["epoch"])
+            self._writer.flush()
+        except Exception as error:
+            cause = _as_os_error(error)
+            if cause is None:
+                raise
+            raise run_folder.write_error(self.log_dir, cause) from error
+
+    def close(self):
+        self._writer.close()
+
+
+def _as_os_error(error):
+    """`error` as an `OSError`, or None. With TensorFlow loaded, TensorBoard
+    writes through `tf.io.gfile`, whose full disk is a ResourceExhaustedError."""
+    if isinstance(error, OSError):
+        return error
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(error, tf.errors.OpError):
+        code = errno.ENOSPC if isinstance(error, tf.errors.ResourceExhaustedError) else None
+        return OSError(code, error.message)
+    return None
 
 
 def plot_curves(records, path, title=""):

@@ -158,7 +158,7 @@ class _Run:
     last_save_time: float = 0.0
     records: list = dataclasses.field(default_factory=list)
     logged_epochs: set = dataclasses.field(default_factory=set)
-    writer: object = None
+    scalars: object = None
     train_step: object = None
     eval_step: object = None
 
@@ -256,8 +256,6 @@ def _end_epoch(run, epoch, stats, tested):
     """Phase 3: the epoch's record; the epoch-end checkpoint, which carries
     it, first; then the run folder's files (weights, metrics, curves,
     TensorBoard). Returns the record."""
-    import tensorflow as tf
-
     test_loss, test_error, test_top5 = tested
     seen, seconds = stats["seen"], stats["seconds"]
     record = {
@@ -286,10 +284,7 @@ def _end_epoch(run, epoch, stats, tested):
         logs.write_metrics(run.path(run_folder.METRICS), run.records)
         logs.plot_curves(logs.latest_per_epoch(run.records), run.path(run_folder.CURVES),
                          f"{run.config.model} on {run.spec.name}")
-        with run.writer.as_default(step=epoch + 1):
-            for key in ("learning_rate", "train_loss", "train_error", "test_loss", "test_error"):
-                tf.summary.scalar(key, record[key])
-        run.writer.flush()
+        run.scalars.write(record)
     run.log(f"epoch {epoch + 1}/{run.epochs}: train loss {record['train_loss']:.4f}, "
             f"test error {100 * test_error:.2f}%, {record['images_per_second']:.0f} img/s")
     return record
@@ -319,7 +314,7 @@ def train(config, *, verbose=True):
     config.validate()
     log = print if verbose else (lambda *a, **k: None)
     warn = functools.partial(print, file=sys.stderr)  # shown even when not verbose
-    lock = writer = None
+    lock = scalars = None
     # Validate names before touching the strategy, the data or the folder.
     spec = data.get_dataset_spec(config.dataset)
     check_model_and_data(config, spec)
@@ -408,7 +403,7 @@ def train(config, *, verbose=True):
         _recover_closed_epoch(run)
         # Epochs a fallback to an older checkpoint trains again: their new lines are marked.
         run.logged_epochs = {r.get("epoch") for r in run.records}
-        writer = run.writer = tf.summary.create_file_writer(run.path(run_folder.TENSORBOARD)) if chief else None
+        scalars = run.scalars = logs.TensorBoardScalars(run.path(run_folder.TENSORBOARD)) if chief else None
         test_error = run.records[-1].get("test_error", math.nan) if run.records else math.nan
         for epoch in range(start_step // steps_per_epoch, epochs):
             stats = _train_epoch(run, epoch)
@@ -430,7 +425,7 @@ def train(config, *, verbose=True):
         )
     finally:
         keras.config.set_dtype_policy("float32")
-        if writer is not None:
-            writer.close()
+        if scalars is not None:
+            scalars.close()
         if lock is not None:
             lock.release()

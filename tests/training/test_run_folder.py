@@ -2,6 +2,7 @@
 (a second process, SIGKILL, damaged checkpoints and files, a full disk),
 each checked for its outcome and for what was already written."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ pytest.importorskip("tensorflow")
 
 from keras_wrn.training import run_folder  # noqa: E402
 from keras_wrn.training.config import TrainConfig  # noqa: E402
-from tests.helpers import invoke, metrics  # noqa: E402
+from tests.helpers import invoke, metrics, tensorboard_scalars  # noqa: E402
 
 
 def smoke(run_dir, **overrides):
@@ -202,3 +203,26 @@ def test_a_dataset_path_that_does_not_exist_says_so(tmp_path):
     result = invoke("train", "--dataset", tmp_path / "nowhere", "--run-dir", tmp_path / "run")
     assert result.exit_code == 1
     assert f"No such folder: '{tmp_path / 'nowhere'}'" in result.output
+
+
+def test_tensorboard_scalars_on_a_full_disk_are_one_clear_error(full_disk):
+    from keras_wrn.training import logs
+
+    scalars = logs.TensorBoardScalars(str(full_disk / "tensorboard"))
+    try:
+        scalars.write({"epoch": 1, "learning_rate": 0.1, "train_loss": 2.0})
+        ballast = os.open(full_disk / "ballast", os.O_WRONLY | os.O_CREAT)
+        try:  # fill the disk
+            while os.write(ballast, b"\0" * 65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(ballast)
+        with pytest.raises(run_folder.RunFolderWriteError, match="No space left on device.*same command again"):
+            for epoch in range(2, 2000):
+                scalars.write({"epoch": epoch, "learning_rate": 0.1, "train_loss": 2.0, "test_error": 0.5})
+        assert tensorboard_scalars(full_disk)["learning_rate"][1] == pytest.approx(0.1)  # kept
+    finally:
+        with contextlib.suppress(OSError):
+            scalars.close()

@@ -13,8 +13,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from keras_wrn.training import logs  # noqa: E402
 from keras_wrn.training.config import TrainConfig  # noqa: E402
-from tests.helpers import CLI, ENV, invoke, metrics, run_cli, write_folder  # noqa: E402
+from tests.helpers import CLI, ENV, invoke, metrics, run_cli, tensorboard_scalars, write_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,11 @@ def test_smoke_run_writes_a_complete_run_folder(tmp_path):
     for name in ("config.json", "metrics.jsonl", "curves.png", "model.keras",
                  "best.weights.h5", "last.weights.h5"):
         assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(run_dir, "tensorboard")))
     records = metrics(run_dir)
     assert [r["epoch"] for r in records] == [1, 2] and records[-1]["step"] == 6
+    scalars = tensorboard_scalars(run_dir)
+    assert sorted(scalars) == sorted(logs.SCALARS)
+    assert scalars["test_error"] == pytest.approx({r["epoch"]: r["test_error"] for r in records})
     saved = json.load(open(os.path.join(run_dir, "config.json")))
     assert saved["config"]["dataset"] == "digits" and saved["environment"]["tensorflow"]
     assert saved["config"]["xla"] is True  # the default, resolved: one device compiles
@@ -184,14 +187,18 @@ def test_model_names_are_normalised_so_a_run_resumes_whatever_the_spelling(smoke
     ["--zca", "--dataset", "FOLDER", "--no-xla"],
 ])
 def test_precision_xla_zca_and_folder_runs(tmp_path, options):
-    # Its own process: the dtype policy is global to a process.
+    import keras
+
     if "FOLDER" in options:
         write_folder(tmp_path / "images", per_class=8, size=8)
         options = [o.replace("FOLDER", str(tmp_path / "images")) for o in options]
     run_dir = str(tmp_path / "run")
-    result = run_cli("train", "--smoke", "--run-dir", run_dir, *options)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = invoke("train", "--smoke", "--run-dir", run_dir, *options)
+    assert result.exit_code == 0, result.output[-2000:]
     assert "Done: 6 steps" in result.stdout
+    assert keras.config.dtype_policy().name == "float32"  # the process's policy is given back
+    saved = json.load(open(os.path.join(run_dir, "config.json")))
+    assert saved["config"]["precision"] == (options[1] if "--precision" in options else "float32")
     evaluated = invoke("evaluate", run_dir, "--json")
     assert evaluated.exit_code == 0, evaluated.output
     assert 0.0 <= json.loads(evaluated.stdout)["test_error"] <= 1.0
