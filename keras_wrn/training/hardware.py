@@ -53,6 +53,12 @@ class CPU:
     def has(self, feature):
         return feature in self.features
 
+    @property
+    def native_bfloat16(self):
+        """Whether the CPU multiplies bfloat16 in hardware (AVX512_BF16 or
+        AMX), where oneDNN's bf16 kernels outrun float32."""
+        return self.has("AVX512_BF16") or self.has("AMX_BF16")
+
     def describe(self):
         """"AMD EPYC (Zen 4; AVX2 AVX-512 AVX512_BF16 AVX512_VNNI), 2 cores"."""
         details = [d for d in (self.microarchitecture, " ".join(self.features) or "no AVX2") if d]

@@ -60,12 +60,12 @@ def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None):
     taking uint8 (or float 0-255) images `(N, H, W, C)` and int labels, with
     TorchSGD on the recipe's step schedule and cross-entropy on logits.
 
-    Sets the global dtype policy to `config.precision` first (mixed precision
-    keeps float32 weights and float32 loss).
+    Sets the global dtype policy to `config.precision` (in
+    `build_training_objects`; mixed precision keeps float32 weights and
+    float32 loss).
     """
     from keras_wrn.training.steps import build_training_objects
 
-    keras.config.set_dtype_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     net, preprocess, optimizer, _ = build_training_objects(config, spec, None, steps_per_epoch, zca=zca)
     size, channels = spec.image_size, spec.channels

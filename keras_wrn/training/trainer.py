@@ -32,6 +32,7 @@ import time
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training import logs, run_folder
 from keras_wrn.training.config import TrainConfig, package_versions
+from keras_wrn.training.hardware import cpu
 from keras_wrn.training.steps import build_training_objects, make_train_step, replica_function
 
 SMOKE_STEPS = 3
@@ -53,8 +54,6 @@ class TrainResult:
 def environment():
     """Package versions, the Keras backend and the CPU, for config.json."""
     import keras
-
-    from keras_wrn.training.hardware import cpu
 
     return {**package_versions(), "backend": keras.backend.backend(), "cpu": cpu().to_dict()}
 
@@ -358,6 +357,10 @@ def train(config, *, verbose=True):
         if config.xla is None and xla and on_cpu(strategy):
             xla, xla_record = choose_xla(config, spec, strategy, batch_size, log=log)
         config = dataclasses.replace(config, xla=xla)
+        if config.precision == "float32" and not (config.smoke or xla) and on_cpu(strategy) \
+                and cpu().native_bfloat16:  # oneDNN's bf16 kernels; XLA:CPU's gain little
+            log("This CPU computes bfloat16 natively: --precision mixed_bfloat16 trains about 1.7x faster "
+                "with the same accuracy (README, Benchmarks).")
         keras.utils.set_random_seed(config.seed)  # after the probe, whose models draw numbers
         if chief:
             os.makedirs(run_dir, exist_ok=True)

@@ -31,6 +31,7 @@ def test_the_cpu_is_named_by_generation_and_instruction_sets(tmp_path):
     assert zen4.features == ("AVX2", "AVX-512", "AVX512_BF16", "AVX512_VNNI") and zen3.features == ("AVX2",)
     assert zen4.describe().startswith("AMD EPYC (Zen 4; AVX2 AVX-512 AVX512_BF16 AVX512_VNNI)")
     assert zen4.key() != zen3.key()
+    assert zen4.native_bfloat16 and not zen3.native_bfloat16
     assert hardware.cpu().model and hardware.cpu(str(tmp_path / "missing")).model
 
 
@@ -70,3 +71,14 @@ def test_smoke_runs_do_not_measure_and_an_explicit_choice_wins(tmp_path):
     assert saved["config"]["xla"] is False and saved["xla_choice"] == {"source": "requested"}
     assert saved["environment"]["cpu"]["description"] == hardware.cpu().describe()
     assert not os.path.exists(xla_choice.cache_path())
+
+
+@pytest.mark.parametrize("cpuinfo, shown", [(ZEN4, True), (ZEN3, False)], ids=["zen4", "zen3"])
+def test_a_float32_run_on_a_cpu_with_native_bfloat16_says_so(tmp_path, monkeypatch, capsys, cpuinfo, shown):
+    from keras_wrn.training import trainer
+
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    monkeypatch.setattr(trainer, "cpu", lambda: hardware.cpu(str(tmp_path / "cpuinfo")))
+    trainer.train(TrainConfig.from_preset("digits", run_dir=str(tmp_path / "run"), epochs=1, xla=False))
+    hint = [line for line in capsys.readouterr().out.splitlines() if "bfloat16 natively" in line]
+    assert len(hint) == shown and (not shown or "--precision mixed_bfloat16" in hint[0])
