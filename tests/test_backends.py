@@ -55,12 +55,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
-# The fast tier's check: both builders, tiny, under JAX with TensorFlow
-# unimportable (as on the JAX GPU machines). Every registered model, a
-# training step and channels_first: the slow tier (SCRIPT above).
-QUICK = textwrap.dedent(
+# Simulates a machine without TensorFlow (as the JAX GPU machines are): any
+# import of it fails, so nothing on the path may need it.
+NO_TENSORFLOW = textwrap.dedent(
     """
-    import importlib.abc, json, sys
+    import importlib.abc, sys
 
     class NoTensorFlow(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
@@ -68,6 +67,16 @@ QUICK = textwrap.dedent(
                 raise ImportError(f"{name} is blocked in this test")
 
     sys.meta_path.insert(0, NoTensorFlow())
+    """
+)
+
+
+# The fast tier's check: both builders, tiny, under JAX with TensorFlow
+# unimportable (as on the JAX GPU machines). Every registered model, a
+# training step and channels_first: the slow tier (SCRIPT above).
+QUICK = NO_TENSORFLOW + textwrap.dedent(
+    """
+    import json
     import numpy as np, keras, keras_wrn
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
     outputs = {}
@@ -133,18 +142,9 @@ def test_training_recipe_runs_under_jax_from_in_memory_arrays():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed (pip install 'keras-wrn[jax]')")
     example = os.path.join(os.path.dirname(__file__), "..", "examples", "train_in_memory.py")
-    # Simulate a machine without TensorFlow (as the JAX GPU machines are):
-    # any import of it fails, so nothing on the path may need it.
-    code = textwrap.dedent(
+    code = NO_TENSORFLOW + textwrap.dedent(
         """
-        import importlib.abc, runpy, sys
-
-        class NoTensorFlow(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path, target=None):
-                if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
-                    raise ImportError(f"{name} is blocked in this test")
-
-        sys.meta_path.insert(0, NoTensorFlow())
+        import runpy
         runpy.run_path(sys.argv[1], run_name="__main__")
         print("tensorflow imported:", "tensorflow" in sys.modules)
         """
