@@ -8,13 +8,14 @@ is imported inside the functions that build tf.data pipelines.
 """
 
 import dataclasses
+import functools
 import os
 from typing import Callable
 
 from keras_wrn.errors import InvalidArgumentError, MissingFileError
 
 # 0-255 scale: the official code's CIFAR statistics (CIFAR-10 and -100), torchvision's ImageNet ones.
-from keras_wrn.models.weights import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
+from keras_wrn.models.weights import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, sha256_file
 
 UNIT_SCALE = ((0.0,), (255.0,))  # pixels / 255 (SVHN, digits, folders)
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras' folder loader reads
@@ -193,31 +194,40 @@ class Split:
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
+@functools.lru_cache(maxsize=8)
+def _archive_digest(path, size, mtime_ns):
+    """The first 16 hex digits of the archive's SHA-256, hashed once per
+    process and file version (a run reads its train and test splits, each
+    through `unpacked`)."""
+    return sha256_file(path)[:16]
+
+
 def unpacked(data_dir):
     """`data_dir` itself, or, for an archive (`.tar.gz`, `.tgz`, `.tar`) of a
     dataset stored as image files (e.g. `cifar10-jpeg.tar.gz`), the folder it
     unpacks to: once per archive content, into keras-wrn's cache
     (`KERAS_WRN_CACHE/data/NAME-SHA256[:16]`), atomically (a killed unpack
-    leaves no folder that looks complete). An archive holding one top folder
-    gives that folder."""
+    leaves no folder that looks complete, and its debris is removed by the
+    next unpack). An archive holding one top folder gives that folder."""
     if not data_dir or not str(data_dir).endswith(ARCHIVE_SUFFIXES):
         return data_dir
-    import shutil
     import tarfile
     import tempfile
 
+    from keras_wrn import temporaries
     from keras_wrn.cache import cache_dir
-    from keras_wrn.models.weights import sha256_file
 
     if not os.path.isfile(data_dir):
         raise DataNotFoundError(f"No such archive: {data_dir!r}. Pass a folder or a .tar.gz of train/ and test/.")
     name = os.path.basename(data_dir)
     for suffix in ARCHIVE_SUFFIXES:
         name = name.removesuffix(suffix)
-    target = cache_dir("data", f"{name}-{sha256_file(data_dir)[:16]}")
+    stat = os.stat(data_dir)
+    target = cache_dir("data", f"{name}-{_archive_digest(os.path.abspath(data_dir), stat.st_size, stat.st_mtime_ns)}")
     if not os.path.isdir(target):
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=os.path.dirname(target))
+        temporaries.remove_stale(os.path.dirname(target))  # what a killed unpack left
+        tmp = tempfile.mkdtemp(prefix=f"{temporaries.TMP_PREFIX}{os.getpid()}-", dir=os.path.dirname(target))
         try:
             with tarfile.open(data_dir) as archive:
                 archive.extractall(tmp, filter="data")
@@ -232,8 +242,7 @@ def unpacked(data_dir):
                 f"or set KERAS_WRN_CACHE; or pass the unpacked folder."
             ) from None
         finally:
-            if os.path.isdir(tmp):
-                shutil.rmtree(tmp)
+            temporaries.remove(tmp)  # renamed away, or half unpacked
     entries = os.listdir(target)
     if len(entries) == 1 and os.path.isdir(os.path.join(target, entries[0])):
         return os.path.join(target, entries[0])

@@ -27,9 +27,9 @@ import os
 import shutil
 import tempfile
 
+from keras_wrn import temporaries
 from keras_wrn.export.source import current_umask, load_source, probabilities, require_tensorflow_backend
 from keras_wrn.export.verify import check
-from keras_wrn.training import run_folder
 
 
 @dataclasses.dataclass
@@ -53,7 +53,7 @@ def staged(out, final, *, folder):
     or an empty file, readable by a server's user as the umask allows) and
     renames it to `final` when the block ends without an error; removes it
     otherwise. A folder never replaces an existing one; a file does."""
-    prefix = f"{run_folder.TMP_PREFIX}{os.getpid()}-{os.path.basename(final)}-"
+    prefix = f"{temporaries.TMP_PREFIX}{os.getpid()}-{os.path.basename(final)}-"
     if folder:
         tmp = tempfile.mkdtemp(prefix=prefix, dir=out)
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide it from a server's user
@@ -89,7 +89,7 @@ def run_export(writer, target, out, *, dataset=None, data_dir=None, weights="fin
     job = ExportJob(source, out, final, images, labels, class_names, serving, probabilities(serving, images))
 
     os.makedirs(out, exist_ok=True)
-    run_folder.remove_stale_temporaries(out)  # what a killed export left
+    temporaries.remove_stale(out)  # what a killed export left
     with staged(out, final, folder=writer.writes_folder) as tmp:
         writer.write(job, tmp)
         parity = {name: check(result) for name, result in writer.verify(job, tmp).items()}

@@ -25,10 +25,11 @@ import errno
 import json
 import os
 import re
-import shutil
 import sys
 
 from keras_wrn.errors import InvalidArgumentError, KerasWRNError
+from keras_wrn.temporaries import TMP_PREFIX
+from keras_wrn.temporaries import remove as _remove
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -41,7 +42,6 @@ CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
 FIT_BACKUP = "fit-backup"  # the Keras fit route's BackupAndRestore (JAX, PyTorch)
 LOCK = ".lock"
-TMP_PREFIX = ".tmp-"
 # `keras-wrn evaluate/export --weights`: which of the run's weights.
 WEIGHTS = {"final": MODEL, "best": BEST_WEIGHTS, "last": LAST_WEIGHTS}
 _CHECKPOINT = re.compile(r"^ckpt-(\d+)\.index$")
@@ -127,14 +127,6 @@ def _fsync(name):
         os.close(descriptor)
 
 
-def _remove(name):
-    with contextlib.suppress(OSError):
-        if os.path.isdir(name) and not os.path.islink(name):
-            shutil.rmtree(name)
-        else:
-            os.remove(name)
-
-
 def remove_debris(run_dir):
     """Removes what killed saves left: `.tmp-*` files and TensorFlow's
     `*_temp*` checkpoint folders. Call it only while holding the lock."""
@@ -146,32 +138,6 @@ def remove_debris(run_dir):
             if name.startswith(TMP_PREFIX) or (folder != run_dir and "_temp" in name):
                 _remove(os.path.join(folder, name))
                 removed.append(name)
-    return removed
-
-
-_TEMPORARY = re.compile(rf"^{re.escape(TMP_PREFIX)}(\d+)-")
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
-def remove_stale_temporaries(folder):
-    """Removes the `.tmp-PID-*` files and folders of processes that no
-    longer run (a killed export or conversion), leaving a live one's: for
-    folders without a lock, such as an export's."""
-    removed = []
-    for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        match = _TEMPORARY.match(name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-            _remove(os.path.join(folder, name))
-            removed.append(name)
     return removed
 
 

@@ -186,11 +186,27 @@ def test_a_copy_packed_as_an_archive_is_unpacked_once(tmp_path):
     archive = tmp_path / "cifar10-jpeg.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tmp_path / "cifar10-jpeg", arcname="cifar10-jpeg")
+    import subprocess
+    import sys
+
+    from keras_wrn.cache import cache_dir
+    from keras_wrn.data import datasets
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    cache = cache_dir("data")
+    for pid in (dead, "1"):  # a killed unpack's debris, and a live process's work
+        os.makedirs(os.path.join(cache, f".tmp-{pid}-half"), exist_ok=True)
+    hashed = datasets._archive_digest.cache_info().misses
     folder = unpacked(str(archive))
+    assert not os.path.exists(os.path.join(cache, f".tmp-{dead}-half"))
+    assert os.path.isdir(os.path.join(cache, ".tmp-1-half"))
+    os.rmdir(os.path.join(cache, ".tmp-1-half"))
     assert os.path.basename(folder) == "cifar10-jpeg" and os.path.isdir(os.path.join(folder, "test"))
     assert os.path.basename(os.path.dirname(folder)).startswith("cifar10-jpeg-")  # named by content hash
     made = os.stat(folder).st_mtime_ns
     assert unpacked(str(archive)) == folder and os.stat(folder).st_mtime_ns == made  # not unpacked again
+    assert datasets._archive_digest.cache_info().misses == hashed + 1  # nor hashed again
     assert not [name for name in os.listdir(os.path.dirname(os.path.dirname(folder))) if name.startswith(".tmp")]
     test = data.load_split(data.get_dataset_spec("cifar10"), "test", data_dir=str(archive))
     assert test.num_examples == 10 and test.class_names == list(CIFAR10_CLASSES)
