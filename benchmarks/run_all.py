@@ -10,6 +10,9 @@ table between the README's benchmark markers.
 Then the settings sweeps (`keras-wrn benchmark --settings all`): the trainer's
 step under each candidate setting, each in its own process, interleaved.
 
+Then the oneDNN kernel breakdowns (`benchmarks/onednn_kernels.py`): where
+the training step's time goes in keras-wrn and in the PyTorch reference.
+
 GPU rows come from `benchmarks/gpu_jax.py` (JAX; run it on a GPU machine
 with `--json-out benchmarks/results/gpu-<model>-b<batch>-jax.json`).
 """
@@ -21,6 +24,7 @@ import os
 import subprocess
 import sys
 
+from keras_wrn.benchmark.onednn import kernels_table
 from keras_wrn.benchmark.peak import describe_machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,6 +50,9 @@ MATRIX = [
 SWEEPS = [("wrn-16-4", 64, "all"), ("wrn-28-10", 64, "default,no-xla,input-pipeline,reference"),
           # precision at equal work on a CPU with bfloat16 instructions (batch 32 keeps it within minutes)
           ("wrn-28-10", 32, "no-xla,no-xla-mixed-bfloat16,reference,reference-bfloat16")]
+
+# (model, batch, traced steps) of the oneDNN kernel breakdowns.
+KERNELS = [("wrn-16-4", 64, 3), ("wrn-28-10", 32, 2)]
 
 
 def cpu_tag():
@@ -75,6 +82,13 @@ def run_sweep(model, batch, settings, windows, min_seconds):
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     return path
+
+
+def run_kernels(model, batch, steps):
+    command = [sys.executable, os.path.join(ROOT, "benchmarks", "onednn_kernels.py"), "--model", model,
+               "--batch-size", str(batch), "--steps", str(steps)]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 def settings_table(sweeps):
@@ -164,7 +178,8 @@ def main():
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("--no-sweeps", action="store_true", help="Skip the settings sweeps.")
+    parser.add_argument("--no-sweeps", action="store_true",
+                        help="Skip the settings sweeps and the kernel breakdowns.")
     args = parser.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
     if not args.table_only:
@@ -174,17 +189,24 @@ def main():
         for model, batch, settings in [] if args.no_sweeps else SWEEPS:
             if args.only in (None, model):
                 run_sweep(model, batch, settings, args.windows, args.min_seconds)
-    results, gpu_results, sweeps = [], [], []
+        for model, batch, steps in [] if args.no_sweeps else KERNELS:
+            if args.only in (None, model):
+                run_kernels(model, batch, steps)
+    results, gpu_results, sweeps, kernels = [], [], [], []
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.basename(path)
         with open(path) as handle:
             (gpu_results if name.startswith("gpu-") else sweeps if name.startswith("settings-")
-             else results).append(json.load(handle))
+             else kernels if name.startswith("onednn-") else results).append(json.load(handle))
     if results:
         text = table(results)
         if sweeps:
             text += ("\n\nSettings sweeps (`keras-wrn benchmark --settings all`; training, each setting in its "
                      "own process, interleaved):\n\n" + settings_table(sweeps))
+        if kernels:
+            text += ("\n\nWhere the training step's time goes (`benchmarks/onednn_kernels.py`; images/s untraced "
+                     "and interleaved, then each step traced kernel by kernel by oneDNN):\n\n"
+                     + kernels_table(kernels, cpu_label))
         if gpu_results:
             text += "\n\nGPU (`benchmarks/gpu_jax.py`):\n\n" + gpu_table(gpu_results)
         rewrite_readme(text)

@@ -31,6 +31,11 @@ SETTINGS = {
                                 options={"xla": False}, env={**TF, "TF_ENABLE_ONEDNN_OPTS": "0"}),
     "inter-op-1": Setting("trainer step, XLA, one inter-op thread", options={"xla": True}, env=TF,
                           inter_op_threads=1),
+    "no-xla-inter-op-1": Setting("trainer step, TF graph with oneDNN kernels, one inter-op thread",
+                                 options={"xla": False}, env=TF, inter_op_threads=1),
+    "no-xla-mixed-bfloat16-inter-op-1": Setting(
+        "trainer step, TF graph with oneDNN kernels, mixed_bfloat16, one inter-op thread",
+        options={"xla": False, "precision": "mixed_bfloat16"}, env=TF, inter_op_threads=1),
     "mixed-bfloat16": Setting("trainer step, XLA, mixed_bfloat16", options={"xla": True,
                               "precision": "mixed_bfloat16"}, env=TF),
     "no-xla-mixed-bfloat16": Setting("trainer step, TF graph with oneDNN kernels, mixed_bfloat16",

@@ -61,9 +61,13 @@ class WorkerCase:
         self._ask({"command": "setup", **setup})
 
     def _ask(self, message):
+        """Sends `message`; returns the reply. Lines the libraries print in
+        between (oneDNN's verbose trace) are kept in `self.printed`."""
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
-        line = self.process.stdout.readline()
+        self.printed = []
+        while (line := self.process.stdout.readline()) and not line.startswith("{"):
+            self.printed.append(line.rstrip("\n"))
         if not line:
             raise WorkerError(f"The benchmark worker died (exit code {self.process.wait()}).")
         reply = json.loads(line)

@@ -168,3 +168,8 @@ def test_run_all_renders_the_readme_tables_from_the_committed_results():
             assert f"{case['images_per_second']:.2f} ({ratio}{100 * case['fraction_of_peak']:.0f}%)" in row
     readme = open(os.path.join(root, "README.md")).read()
     assert text in readme, "the README's sweep table is stale: run python benchmarks/run_all.py --table-only"
+    kernels = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(run_all.RESULTS, "onednn-*.json")))]
+    assert kernels, "benchmarks/results/ holds no oneDNN kernel breakdown"
+    text = run_all.kernels_table(kernels, run_all.cpu_label)
+    assert len(text.splitlines()) == 2 + sum(len(k["precisions"]) for k in kernels) + 2
+    assert text in readme, "the README's kernel table is stale: run python benchmarks/run_all.py --table-only"

@@ -1,0 +1,39 @@
+"""Where the training step's time goes, per oneDNN kernel, in keras-wrn and in
+the paper's official PyTorch code (see keras_wrn/benchmark/onednn.py); writes
+benchmarks/results/onednn-<model>-b<batch>-<cpu>.json.
+
+    python benchmarks/onednn_kernels.py --model wrn-16-4 --batch-size 64
+    python benchmarks/onednn_kernels.py --model wrn-28-10 --batch-size 32 --steps 2
+"""
+
+import argparse
+import json
+import os
+
+from keras_wrn.benchmark.onednn import PRECISIONS, format_breakdown, kernel_breakdown
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="wrn-16-4")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=3, help="traced steps per side (after 3 untraced)")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    result = kernel_breakdown(args.model, args.batch_size, steps=args.steps,
+                              precisions=[name for name in args.precisions.split(",") if name])
+    print("\n".join(format_breakdown(result)))
+    from keras_wrn.training.hardware import cpu
+
+    tag = (cpu().microarchitecture or cpu().model).lower().replace(" ", "")
+    path = os.path.join(RESULTS, f"onednn-{args.model}-b{args.batch_size}-{tag}.json")
+    with open(path, "w") as stream:
+        json.dump(result, stream, indent=1)
+    print(f"wrote {os.path.relpath(path)}")
+
+
+if __name__ == "__main__":
+    main()
