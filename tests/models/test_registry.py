@@ -43,7 +43,8 @@ def test_metadata_matches_built_model(name):
     assert spec.paper or name == "wrn-101-2-bottleneck"
 
 
-def round_trip(name):
+def round_trip_save_and_reload(name, tmp_path):
+    """One tiny build: call, config round trip, then .keras save and load."""
     spec = keras_wrn.get_model_spec(name)
     model = keras_wrn.get_model(name, **tiny_overrides(spec))
     images = np.random.default_rng(0).normal(size=(2,) + model.input_shape[1:]).astype("float32")
@@ -58,36 +59,23 @@ def round_trip(name):
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(np.asarray(clone(images, training=False)), out, rtol=1e-5, atol=1e-6)
 
-
-@pytest.mark.parametrize("name", SMALL)
-def test_build_call_and_config_round_trip(name):
-    round_trip(name)
-
-
-def save_and_reload(name, tmp_path):
-    spec = keras_wrn.get_model_spec(name)
-    model = keras_wrn.get_model(name, **tiny_overrides(spec))
-    images = np.random.default_rng(1).normal(size=(2,) + model.input_shape[1:]).astype("float32")
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded) is type(model)
-    assert loaded.get_config() == model.get_config()
-    np.testing.assert_array_equal(
-        np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False))
-    )
+    assert loaded.get_config() == config
+    np.testing.assert_array_equal(np.asarray(loaded(images, training=False)), out)
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_keras_save_and_load(name, tmp_path):
-    save_and_reload(name, tmp_path)
+def test_build_call_config_round_trip_and_keras_save_and_load(name, tmp_path):
+    round_trip_save_and_reload(name, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", LARGE)
 def test_round_trip_and_keras_save_and_load_large(name, tmp_path):
-    round_trip(name)
-    save_and_reload(name, tmp_path)
+    round_trip_save_and_reload(name, tmp_path)
 
 
 def test_get_model_overrides():

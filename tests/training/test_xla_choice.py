@@ -73,12 +73,27 @@ def test_smoke_runs_do_not_measure_and_an_explicit_choice_wins(tmp_path):
     assert not os.path.exists(xla_choice.cache_path())
 
 
-@pytest.mark.parametrize("cpuinfo, shown", [(ZEN4, True), (ZEN3, False)], ids=["zen4", "zen3"])
-def test_a_float32_run_on_a_cpu_with_native_bfloat16_says_so(tmp_path, monkeypatch, capsys, cpuinfo, shown):
+def test_a_float32_run_on_a_cpu_with_native_bfloat16_says_so(tmp_path, monkeypatch, capsys):
     from keras_wrn.training import trainer
 
-    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    (tmp_path / "cpuinfo").write_text(ZEN4)
     monkeypatch.setattr(trainer, "cpu", lambda: hardware.cpu(str(tmp_path / "cpuinfo")))
     trainer.train(TrainConfig.from_preset("digits", run_dir=str(tmp_path / "run"), epochs=1, xla=False))
     hint = [line for line in capsys.readouterr().out.splitlines() if "bfloat16 natively" in line]
-    assert len(hint) == shown and (not shown or "--precision mixed_bfloat16" in hint[0])
+    assert len(hint) == 1 and "--precision mixed_bfloat16" in hint[0]
+
+
+@pytest.mark.parametrize("cpuinfo, options, shown", [
+    (ZEN4, {}, True),
+    (ZEN3, {}, False),  # AVX2 only: bf16 is emulated
+    (ZEN4, {"xla": True}, False),  # XLA:CPU has no bf16 convolution kernels
+    (ZEN4, {"precision": "mixed_bfloat16"}, False),
+    (ZEN4, {"smoke": True}, False),
+], ids=["zen4", "zen3", "xla", "bf16", "smoke"])
+def test_the_bfloat16_hint_is_for_float32_without_xla_on_cpus_with_bfloat16(tmp_path, cpuinfo, options, shown):
+    from keras_wrn.training.trainer import bfloat16_hint
+
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    config = TrainConfig.from_preset("digits", **{"xla": False, **options})
+    assert bool(bfloat16_hint(config, True, hardware.cpu(str(tmp_path / "cpuinfo")))) is shown
+    assert bfloat16_hint(config, False, hardware.cpu(str(tmp_path / "cpuinfo"))) is None  # on a GPU
