@@ -43,10 +43,17 @@ def _read_cache(path):
 
 
 def choice_key(config, spec, batch_size):
+    """What a cached choice holds for: the CPU, the versions that make the
+    step (a new keras-wrn, Keras or TensorFlow measures again) and the run's
+    shape of work."""
     import tensorflow as tf
 
+    from keras_wrn import __version__
+    from keras_wrn.training.config import package_versions
+
     return " | ".join([
-        cpu().key(), f"tensorflow {tf.__version__}", config.model,
+        cpu().key(), f"keras_wrn {__version__}", f"keras {package_versions()['keras']}",
+        f"tensorflow {tf.__version__}", config.model,
         f"{spec.image_size}x{spec.image_size}x{spec.channels}", f"batch {batch_size}", config.precision,
         "zca" if config.zca else "mean/std",
     ])

@@ -55,6 +55,13 @@ def test_the_faster_is_kept_cached_and_not_measured_again(probe_inputs, tmp_path
     assert f"{record['xla_images_per_second']:g} img/s with XLA" in lines[-1]
     cache = json.loads((tmp_path / xla_choice.CACHE_FILE).read_text())
     assert list(cache) == [xla_choice.choice_key(*probe_inputs[:2], 8)]
+    import keras
+    import tensorflow as tf
+
+    import keras_wrn
+
+    for version in (f"keras_wrn {keras_wrn.__version__}", f"keras {keras.__version__}", f"tensorflow {tf.__version__}"):
+        assert version in list(cache)[0]  # a new release of any of them measures again
 
     lines.clear()
     again, cached = xla_choice.choose_xla(*probe_inputs, log=lines.append)
