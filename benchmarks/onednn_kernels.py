@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 
+from keras_wrn import framework_logs
 from keras_wrn.benchmark.onednn import PRECISIONS, format_breakdown, kernel_breakdown
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -22,7 +23,8 @@ def main():
     parser.add_argument("--steps", type=int, default=3, help="traced steps per side (after 3 untraced)")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not framework_logs.verbose_requested():  # KERAS_WRN_VERBOSE=1 shows the frameworks' logs
+        framework_logs.quiet()
     result = kernel_breakdown(args.model, args.batch_size, steps=args.steps,
                               precisions=[name for name in args.precisions.split(",") if name])
     print("\n".join(format_breakdown(result)))
