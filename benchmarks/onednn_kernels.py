@@ -12,6 +12,8 @@ import os
 
 from keras_wrn import framework_logs
 from keras_wrn.benchmark.onednn import PRECISIONS, format_breakdown, kernel_breakdown
+from keras_wrn.errors import KerasWRNError
+from keras_wrn.training.hardware import cpu
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -25,13 +27,13 @@ def main():
     args = parser.parse_args()
     if not framework_logs.verbose_requested():  # KERAS_WRN_VERBOSE=1 shows the frameworks' logs
         framework_logs.quiet()
-    result = kernel_breakdown(args.model, args.batch_size, steps=args.steps,
-                              precisions=[name for name in args.precisions.split(",") if name])
+    try:
+        result = kernel_breakdown(args.model, args.batch_size, steps=args.steps,
+                                  precisions=[name for name in args.precisions.split(",") if name])
+    except KerasWRNError as error:  # an unknown model or precision, a worker that failed: one line
+        raise SystemExit(f"Error: {error}") from None
     print("\n".join(format_breakdown(result)))
-    from keras_wrn.training.hardware import cpu
-
-    tag = (cpu().microarchitecture or cpu().model).lower().replace(" ", "")
-    path = os.path.join(RESULTS, f"onednn-{args.model}-b{args.batch_size}-{tag}.json")
+    path = os.path.join(RESULTS, f"onednn-{args.model}-b{args.batch_size}-{cpu().tag}.json")
     with open(path, "w") as stream:
         json.dump(result, stream, indent=1)
     print(f"wrote {os.path.relpath(path)}")

@@ -26,6 +26,7 @@ import sys
 
 from keras_wrn.benchmark.onednn import kernels_table
 from keras_wrn.benchmark.peak import describe_machine
+from keras_wrn.training.hardware import cpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -55,16 +56,8 @@ SWEEPS = [("wrn-16-4", 64, "all"), ("wrn-28-10", 64, "default,no-xla,input-pipel
 KERNELS = [("wrn-16-4", 64, 3), ("wrn-28-10", 32, 2)]
 
 
-def cpu_tag():
-    """The CPU generation in result file names ("zen4"), so that the rows of
-    every CPU stay side by side."""
-    from keras_wrn.training.hardware import cpu
-
-    return (cpu().microarchitecture or cpu().model).lower().replace(" ", "")
-
-
 def run(model, batch, parts, xla, windows, min_seconds):
-    name = f"{model}-b{batch}-{'xla' if xla else 'noxla'}-{cpu_tag()}.json"
+    name = f"{model}-b{batch}-{'xla' if xla else 'noxla'}-{cpu().tag}.json"
     path = os.path.join(RESULTS, name)
     command = [sys.executable, "-m", "keras_wrn.cli", "benchmark", "--model", model, "--batch-size", str(batch),
                "--parts", parts, "--xla" if xla else "--no-xla", "--windows", str(windows),
@@ -75,7 +68,7 @@ def run(model, batch, parts, xla, windows, min_seconds):
 
 
 def run_sweep(model, batch, settings, windows, min_seconds):
-    path = os.path.join(RESULTS, f"settings-{model}-b{batch}-{cpu_tag()}.json")
+    path = os.path.join(RESULTS, f"settings-{model}-b{batch}-{cpu().tag}.json")
     command = [sys.executable, "-m", "keras_wrn.cli", "benchmark", "--model", model, "--batch-size", str(batch),
                "--settings", settings, "--windows", str(windows), "--min-seconds", str(min_seconds),
                "--json-out", path]

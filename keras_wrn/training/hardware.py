@@ -54,6 +54,12 @@ class CPU:
         return feature in self.features
 
     @property
+    def tag(self):
+        """The generation, short, for file names: "zen4" (the model name
+        where the generation is unknown)."""
+        return (self.microarchitecture or self.model).lower().replace(" ", "")
+
+    @property
     def native_bfloat16(self):
         """Whether the CPU multiplies bfloat16 in hardware (AVX512_BF16 or
         AMX), where oneDNN's bf16 kernels outrun float32."""

@@ -32,6 +32,7 @@ def test_the_cpu_is_named_by_generation_and_instruction_sets(tmp_path):
     assert zen4.describe().startswith("AMD EPYC (Zen 4; AVX2 AVX-512 AVX512_BF16 AVX512_VNNI)")
     assert zen4.key() != zen3.key()
     assert zen4.native_bfloat16 and not zen3.native_bfloat16
+    assert (zen4.tag, zen3.tag) == ("zen4", "zen3")  # the benchmarks' result file names
     assert hardware.cpu().model and hardware.cpu(str(tmp_path / "missing")).model
 
 
