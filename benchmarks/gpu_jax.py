@@ -1,5 +1,5 @@
 """GPU row of the benchmark table, under JAX (the lent GPU machines have no
-TensorFlow): training images/s of `keras_wrn.training.in_memory` (Keras
+TensorFlow): training images/s of `keras_wrn.training.fit` (Keras
 `fit`, one XLA-compiled step per batch, mixed bfloat16, the paper's
 augmentation in the step) and its fraction of the measured bf16 matmul
 throughput of the same GPU, in the same process.
@@ -42,7 +42,7 @@ def training_images_per_second(model_name, batch_size, precision, windows, steps
 
     from keras_wrn import data
     from keras_wrn.training.config import TrainConfig
-    from keras_wrn.training.in_memory import ShuffledBatches, build_fit_model
+    from keras_wrn.training.fit import ShuffledBatches, build_fit_model
 
     spec = data.get_dataset_spec("cifar10")
     config = TrainConfig.from_preset("cifar10", model=model_name, batch_size=batch_size, precision=precision,
@@ -78,7 +78,7 @@ def main():
     import keras
 
     from keras_wrn.models import registry
-    from keras_wrn.training.config import package_versions
+    from keras_wrn.provenance import package_versions
 
     macs = registry.get_model_spec(args.model).macs
     peak = bf16_matmul_peak_tflops()

@@ -13,7 +13,7 @@ import os
 from keras_wrn import framework_logs
 from keras_wrn.benchmark.onednn import PRECISIONS, format_breakdown, kernel_breakdown
 from keras_wrn.errors import KerasWRNError
-from keras_wrn.training.hardware import cpu
+from keras_wrn.provenance import cpu
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

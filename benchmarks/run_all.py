@@ -1,7 +1,7 @@
-"""Regenerates the README's benchmark table: runs the matrix below (each
+"""Regenerates the benchmark tables of docs/benchmarks.md: runs the matrix below (each
 configuration in its own process, so that XLA and thread settings do not
 leak), writes one JSON per run into benchmarks/results/, and rewrites the
-table between the README's benchmark markers.
+tables between that page's benchmark markers.
 
     python benchmarks/run_all.py              # the full matrix (about an hour on 2 cores)
     python benchmarks/run_all.py --only wrn-16-4
@@ -26,11 +26,11 @@ import sys
 
 from keras_wrn.benchmark.onednn import kernels_table
 from keras_wrn.benchmark.peak import describe_machine
-from keras_wrn.training.hardware import cpu
+from keras_wrn.provenance import cpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-README = os.path.join(ROOT, "README.md")
+PAGE = os.path.join(ROOT, "docs", "benchmarks.md")
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 # (model, batch, parts, xla): the issue's targets (WRN-16-4 and WRN-28-10 at
@@ -154,14 +154,14 @@ def gpu_table(results):
     return "\n".join(rows)
 
 
-def rewrite_readme(text):
-    with open(README) as handle:
+def rewrite_page(text):
+    with open(PAGE) as handle:
         readme = handle.read()
     if START not in readme or END not in readme:
-        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+        raise SystemExit(f"{PAGE} lacks the {START} ... {END} markers")
     before, rest = readme.split(START, 1)
     _, after = rest.split(END, 1)
-    with open(README, "w") as handle:
+    with open(PAGE, "w") as handle:
         handle.write(f"{before}{START}\n{text}\n{END}{after}")
 
 
@@ -202,8 +202,8 @@ def main():
                      + kernels_table(kernels, cpu_label))
         if gpu_results:
             text += "\n\nGPU (`benchmarks/gpu_jax.py`):\n\n" + gpu_table(gpu_results)
-        rewrite_readme(text)
-        print(f"README table rewritten from {len(results) + len(gpu_results) + len(sweeps)} results.")
+        rewrite_page(text)
+        print(f"docs/benchmarks.md tables rewritten from {len(results) + len(gpu_results) + len(sweeps)} results.")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def epochs_in_budget(config, minutes, images_per_epoch, steps=60):
     import numpy as np
 
     from keras_wrn import data
-    from keras_wrn.training.in_memory import ShuffledBatches, build_fit_model
+    from keras_wrn.training.fit import ShuffledBatches, build_fit_model
 
     started = time.perf_counter()
     trainer, _ = build_fit_model(config, data.get_dataset_spec(config.dataset), steps_per_epoch=1000)

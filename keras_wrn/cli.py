@@ -17,7 +17,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from keras_wrn import __version__, framework_logs
+from keras_wrn import framework_logs
+from keras_wrn._version import __version__
 from keras_wrn.errors import KerasWRNError
 from keras_wrn.export import FORMATS
 from keras_wrn.export.tflite import QUANTIZATIONS
@@ -119,14 +120,15 @@ def models_command(family, pattern, pretrained, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata and measured counts as JSON.")
 def summary_command(name, num_classes, input_size, as_json):
     """Build the registered model NAME and print its layers and metadata."""
-    from keras_wrn.models import common, count_macs, count_params
+    from keras_wrn.models import count_macs, count_params
+    from keras_wrn.models.arguments import default_input_shape
 
     spec = _spec_or_fail(name)
     overrides = {}
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     if input_size is not None:
-        overrides["input_shape"] = common.default_input_shape(input_size)
+        overrides["input_shape"] = default_input_shape(input_size)
     try:
         model = spec.build(**overrides)
     except KerasWRNError as error:
@@ -366,7 +368,8 @@ def convert_command(source, model_name, out, input_size):
 @click.option("--parts", default="train,infer,latency", show_default=True,
               help="Comma-separated: train, infer, latency, savedmodel, tflite.")
 @click.option("--xla/--no-xla", default=True, show_default=True,
-              help="Compile keras-wrn's steps with XLA (the trainer's default).")
+              help="Compile keras-wrn's steps with XLA (the trainer instead measures which is faster on "
+                   "this CPU unless told).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=PRECISIONS[0], show_default=True)
 @click.option("--input-pipeline", is_flag=True, help="Feed training through keras_wrn.data's tf.data pipeline.")
 @click.option("--reference/--no-reference", default=True, show_default=True,
@@ -403,9 +406,9 @@ def benchmark_command(model_name, batch_size, parts, xla, precision, input_pipel
     for line in lines:
         click.echo(line)
     if json_out:
-        from keras_wrn.training import run_folder
+        from keras_wrn import files
 
-        run_folder.write_json(json_out, result)
+        files.write_json(json_out, result)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import os
+import subprocess
 import tempfile
 
 import pytest
@@ -33,3 +34,17 @@ def no_layers_built(monkeypatch):
     monkeypatch.setattr(keras.layers.Layer, "__init__", record)
     yield built
     assert not built, f"layers were built before the error: {built[:5]}"
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MB tmpfs: a real full disk (needs the right to mount, as root)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    if subprocess.run(["umount", str(mount)]).returncode:
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)
+

@@ -98,3 +98,10 @@ def digits_arrays(split):
     source = data.load_split(data.get_dataset_spec("digits"), split).source
     images, labels = zip(*source.as_numpy_iterator())
     return np.stack(images), np.array(labels)
+
+
+def fill(folder, leave=64 * 1024):
+    """Fills the file system of `folder` but `leave` bytes, with one ballast file."""
+    stat = os.statvfs(folder)
+    with open(os.path.join(folder, "ballast"), "wb") as handle:
+        handle.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))

@@ -16,13 +16,13 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     import keras, keras_wrn
-    from keras_wrn.models import common
+    from keras_wrn.models.arguments import default_input_shape
     results = {}
     for name in sys.argv[1:] or keras_wrn.list_models():
         spec = keras_wrn.get_model_spec(name)
         size = 32 if spec.family == "imagenet" else 8
         model = keras_wrn.get_model(
-            name, num_classes=3, input_shape=common.default_input_shape(size))
+            name, num_classes=3, input_shape=default_input_shape(size))
         x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
         out = keras.ops.convert_to_numpy(model(x, training=False))
         assert out.shape == (2, 3), (name, out.shape)

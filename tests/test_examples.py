@@ -61,7 +61,7 @@ def test_cifar10_in_memory_example_makes_a_run_folder_keras_wrn_reads(tmp_path):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and all("test_error" in r for r in records)
     config = json.loads((run / "config.json").read_text())
-    assert config["trainer"] == "Keras fit on jax" and config["config"]["model"] == "wrn-40-1"
+    assert config["trainer"] == "keras-fit" and config["config"]["model"] == "wrn-40-1"
     assert config["config"]["data_dir"] == str(archive) and config["devices"]
     assert config["config"]["lr_boundaries"] == [] or all(b >= 2 for b in config["config"]["lr_boundaries"])
     trained_error = records[-1]["test_error"]
@@ -79,15 +79,17 @@ def test_cifar10_in_memory_example_makes_a_run_folder_keras_wrn_reads(tmp_path):
 
 
 def test_the_in_memory_example_refuses_another_runs_folder(tmp_path):
+    from keras_wrn import files
     from keras_wrn.training.config import TrainConfig
 
     root, _ = cifar_like_images(tmp_path)
     run = tmp_path / "run"
     run.mkdir()
-    TrainConfig.from_preset("cifar10", model="wrn-16-4", run_dir=str(run)).save(str(run / "config.json"))
+    config = TrainConfig.from_preset("cifar10", model="wrn-16-4", run_dir=str(run))
+    files.write_json(run / "config.json", {"config": config.to_dict()})
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train_cifar10_in_memory.py"), "--data", str(root),
-         "--out", str(run), "--model", "wrn-40-1"],
+         "--out", str(run), "--model", "wrn-40-1", "--batch-size", "10"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "KERAS_BACKEND": "jax"},
     )
     assert result.returncode != 0 and "belongs to another run: model='wrn-16-4'" in result.stderr

@@ -54,13 +54,30 @@ def test_public_names_resolve():
     assert set(keras_wrn.__all__) <= set(dir(keras_wrn))
 
 
-def test_every_error_keras_wrn_defines_is_a_keras_wrn_error():
-    errors = []
+def package_classes():
+    """Every class defined in a keras_wrn module."""
     for module in pkgutil.walk_packages(keras_wrn.__path__, "keras_wrn."):
         if module.name.endswith(("__main__", "worker")):
             continue
-        for _, value in inspect.getmembers(importlib.import_module(module.name), inspect.isclass):
-            if issubclass(value, BaseException) and value.__module__.startswith("keras_wrn"):
-                errors.append(value)
+        imported = importlib.import_module(module.name)
+        for _, value in inspect.getmembers(imported, inspect.isclass):
+            if value.__module__ == imported.__name__:
+                yield value
+
+
+def test_every_error_keras_wrn_defines_is_a_keras_wrn_error():
+    errors = [value for value in package_classes() if issubclass(value, BaseException)]
     assert len(errors) >= 10
     assert [e for e in errors if not issubclass(e, KerasWRNError)] == []
+
+
+def test_the_table_of_keras_classes_names_every_class_registered_with_keras():
+    """`keras_wrn.KERAS_CLASSES` is what `.keras` files find after a plain
+    import: it must hold every class the package registers, and only those."""
+    import keras
+
+    registered = {}
+    for value in package_classes():
+        if keras.saving.get_registered_name(value).startswith("keras_wrn>"):
+            registered.setdefault(value.__module__, set()).add(value.__name__)
+    assert registered == {module: set(names) for module, names in keras_wrn.KERAS_CLASSES.items()}

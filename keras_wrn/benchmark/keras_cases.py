@@ -75,12 +75,12 @@ def training_step(model_name, batch_size, *, xla=True, precision="float32", inpu
 
 
 def fit_step(model_name, batch_size, *, precision="float32", seed=0):
-    """One `train_on_batch` of `keras_wrn.training.in_memory`'s model (the
+    """One `train_on_batch` of `keras_wrn.training.fit`'s model (the
     route for any Keras backend: JAX, PyTorch or TensorFlow; augmentation,
     TorchSGD, XLA-compiled where the backend compiles)."""
     import numpy as np
 
-    from keras_wrn.training.in_memory import build_fit_model
+    from keras_wrn.training.fit import build_fit_model
 
     spec = _dataset_spec(model_name)
     config = _training_config(model_name, batch_size, precision, seed)

@@ -19,7 +19,7 @@ import re
 from keras_wrn.benchmark import timing
 from keras_wrn.benchmark.peak import describe_machine, machine
 from keras_wrn.errors import InvalidArgumentError
-from keras_wrn.training.config import package_versions
+from keras_wrn.provenance import package_versions
 
 # A precision's name: (keras-wrn's --precision, PyTorch's autocast dtype).
 PRECISIONS = {"float32": ("float32", None), "bfloat16": ("mixed_bfloat16", "bfloat16")}

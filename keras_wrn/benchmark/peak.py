@@ -24,10 +24,10 @@ def matmul_peak_gflops(size=2048, repeats=10):
 
 def machine():
     """What the figures were measured on: the CPU named with its generation
-    and the instruction sets that matter (`training.hardware`)."""
+    and the instruction sets that matter (`keras_wrn.provenance`)."""
     import platform
 
-    from keras_wrn.training.hardware import cpu
+    from keras_wrn.provenance import cpu
 
     found = cpu()
     return {"cpu": found.model, "description": found.describe(), "microarchitecture": found.microarchitecture,

@@ -9,7 +9,7 @@ import os
 from keras_wrn.benchmark import keras_cases, timing
 from keras_wrn.benchmark.peak import describe_machine, machine, matmul_peak_gflops
 from keras_wrn.errors import InvalidArgumentError
-from keras_wrn.training.config import package_versions
+from keras_wrn.provenance import package_versions
 
 PARTS = ("train", "infer", "latency", "savedmodel", "tflite")
 TFLITE_VARIANTS = ("none", "float16", "dynamic", "int8")

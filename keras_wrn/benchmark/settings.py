@@ -11,7 +11,7 @@ import datetime
 from keras_wrn.benchmark import timing
 from keras_wrn.benchmark.peak import describe_machine, machine, matmul_peak_gflops
 from keras_wrn.errors import InvalidArgumentError
-from keras_wrn.training.config import package_versions
+from keras_wrn.provenance import package_versions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,7 @@ SETTINGS = {
                                      options={"xla": False, "precision": "mixed_bfloat16"}, env=TF),
     "input-pipeline": Setting("trainer step, XLA, fed by keras_wrn.data (tf.data)",
                               options={"xla": True, "input_pipeline": True}, env=TF),
-    "jax-fit": Setting("Keras fit route on JAX (in_memory.build_fit_model, jit)", kind="keras_fit",
+    "jax-fit": Setting("Keras fit route on JAX (fit.build_fit_model, jit)", kind="keras_fit",
                        env={"KERAS_BACKEND": "jax"}),
     "model-channels-last": Setting("trainer step without augmentation, XLA, channels_last",
                                    kind="keras_model", options={"data_format": "channels_last"}, env=TF),

@@ -9,7 +9,7 @@ result is a flat `{name: float32 numpy array}`.
 import os
 
 from keras_wrn.errors import InvalidArgumentError
-from keras_wrn.models.common import CHECKPOINT_SUFFIXES
+from keras_wrn.models.weights_io import CHECKPOINT_SUFFIXES
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = tuple(s for s in CHECKPOINT_SUFFIXES if s not in SAFETENSORS_SUFFIXES)

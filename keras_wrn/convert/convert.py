@@ -3,6 +3,7 @@ saved as `.keras`."""
 
 import os
 
+from keras_wrn import files
 from keras_wrn.convert.checkpoint import read_state_dict
 from keras_wrn.convert.mapping import to_keras_layer_weights
 from keras_wrn.errors import InvalidArgumentError
@@ -18,7 +19,9 @@ def convert_checkpoint(source, model_name, out=None, *, input_size=None):
     Raises CheckpointError / ConversionError / WeightsMismatchError naming
     every tensor that is missing, unmapped or of the wrong shape.
     """
-    from keras_wrn.models import common, registry
+    from keras_wrn.models import registry
+    from keras_wrn.models.arguments import default_input_shape
+    from keras_wrn.models.weights_io import assign_layer_weights
 
     spec = registry.get_model_spec(model_name)
     if out is not None and not os.fspath(out).endswith(".keras"):
@@ -31,15 +34,13 @@ def convert_checkpoint(source, model_name, out=None, *, input_size=None):
     else:
         overrides["include_top"] = False
     if input_size is not None:
-        overrides["input_shape"] = common.default_input_shape(input_size)
+        overrides["input_shape"] = default_input_shape(input_size)
     model = spec.build(**overrides)
-    common.assign_layer_weights(model, layer_weights, source=f"the {layout} checkpoint {os.fspath(source)!r}")
+    assign_layer_weights(model, layer_weights, source=f"the {layout} checkpoint {os.fspath(source)!r}")
     if out is not None:
         out = os.fspath(out)
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        from keras_wrn.training import run_folder
-
-        with run_folder.atomic_path(out) as tmp:
+        with files.atomic_path(out) as tmp:
             model.save(tmp)
     report = {"layout": layout, "tensors": len(state), "layers": len(layer_weights),
               "num_classes": overrides.get("num_classes"), "model": spec.name, "out": out}

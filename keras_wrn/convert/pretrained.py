@@ -69,7 +69,7 @@ def fetch(weights):
 def convert_to_cache(checkpoint_path, tag=None):
     """Converts a checkpoint into Keras layer weights in the cache; returns
     the `.npz` path (reused when present)."""
-    from keras_wrn.models.common import save_layer_weights
+    from keras_wrn.models.weights_io import save_layer_weights
 
     stem = os.path.basename(checkpoint_path).rsplit(".", 1)[0]
     key = tag or sha256_file(checkpoint_path)[:16]

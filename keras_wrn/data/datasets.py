@@ -124,6 +124,13 @@ def folder_spec(path, image_size=None):
             f"The image folder {path!r} must have the same class folders (at least two) "
             f"in train/ and test/. Found train: {classes}, test: {_class_names(splits['test'])}."
         )
+    for split, split_dir in splits.items():
+        for class_name in classes:
+            folder = os.path.join(split_dir, class_name)
+            if not any(entry.lower().endswith(IMAGE_SUFFIXES) for entry in os.listdir(folder)):
+                raise InvalidArgumentError(
+                    f"The class folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}): every class needs "
+                    f"images in train/ and in test/. Add some, or remove the class from both splits.")
     size = image_size or _first_image_size(splits["train"], classes[0])
     return DatasetSpec(
         name=os.path.abspath(path), num_classes=len(classes), image_size=size, channels=3,
@@ -212,9 +219,8 @@ def unpacked(data_dir):
     if not data_dir or not str(data_dir).endswith(ARCHIVE_SUFFIXES):
         return data_dir
     import tarfile
-    import tempfile
 
-    from keras_wrn import temporaries
+    from keras_wrn import files
     from keras_wrn.cache import cache_dir
 
     if not os.path.isfile(data_dir):
@@ -226,8 +232,8 @@ def unpacked(data_dir):
     target = cache_dir("data", f"{name}-{_archive_digest(os.path.abspath(data_dir), stat.st_size, stat.st_mtime_ns)}")
     if not os.path.isdir(target):
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        temporaries.remove_stale(os.path.dirname(target))  # what a killed unpack left
-        tmp = tempfile.mkdtemp(prefix=f"{temporaries.TMP_PREFIX}{os.getpid()}-", dir=os.path.dirname(target))
+        files.remove_stale(os.path.dirname(target))  # what a killed unpack left
+        tmp = files.temporary_folder(os.path.dirname(target), name)
         try:
             with tarfile.open(data_dir) as archive:
                 archive.extractall(tmp, filter="data")
@@ -242,7 +248,7 @@ def unpacked(data_dir):
                 f"or set KERAS_WRN_CACHE; or pass the unpacked folder."
             ) from None
         finally:
-            temporaries.remove(tmp)  # renamed away, or half unpacked
+            files.remove(tmp)  # renamed away, or half unpacked
     entries = os.listdir(target)
     if len(entries) == 1 and os.path.isdir(os.path.join(target, entries[0])):
         return os.path.join(target, entries[0])

@@ -12,13 +12,16 @@ import json
 import os
 import shlex
 
+from keras_wrn import files
 from keras_wrn.export.source import ExportError
-from keras_wrn.training import run_folder
-from keras_wrn.training.config import package_versions
+from keras_wrn.provenance import package_versions
 
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
 REFERENCE_EXAMPLES = 16
+# The export itself is in place when its card is written.
+CARD_FULL_DISK = ("The export itself was written and verified; only its model card is out of date. Free some "
+                  "space, then export again (a new SavedModel version, or a TFLite file with --overwrite).")
 
 
 def read_card(out):
@@ -147,8 +150,8 @@ def add_artifact(out, source, class_names, evaluation, key, record, command, ref
         "artifacts": dict(sorted(artifacts.items())),
         "keras_reference": keras_reference,
     }
-    run_folder.write_json(os.path.join(out, CARD_JSON), card)
-    run_folder.write_text(os.path.join(out, CARD_MARKDOWN), render_markdown(card))
+    files.write_json(os.path.join(out, CARD_JSON), card, full_disk=CARD_FULL_DISK)
+    files.write_text(os.path.join(out, CARD_MARKDOWN), render_markdown(card), full_disk=CARD_FULL_DISK)
     return card
 
 

@@ -27,8 +27,15 @@ import os
 import shutil
 import tempfile
 
-from keras_wrn import temporaries
-from keras_wrn.export.source import current_umask, load_source, probabilities, require_tensorflow_backend
+from keras_wrn import files
+from keras_wrn.errors import FileWriteError
+from keras_wrn.export.source import (
+    EXPORT_FULL_DISK,
+    current_umask,
+    load_source,
+    probabilities,
+    require_tensorflow_backend,
+)
 from keras_wrn.export.verify import check
 
 
@@ -53,7 +60,7 @@ def staged(out, final, *, folder):
     or an empty file, readable by a server's user as the umask allows) and
     renames it to `final` when the block ends without an error; removes it
     otherwise. A folder never replaces an existing one; a file does."""
-    prefix = f"{temporaries.TMP_PREFIX}{os.getpid()}-{os.path.basename(final)}-"
+    prefix = f"{files.TMP_PREFIX}{os.getpid()}-{os.path.basename(final)}-"
     if folder:
         tmp = tempfile.mkdtemp(prefix=prefix, dir=out)
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide it from a server's user
@@ -88,20 +95,26 @@ def run_export(writer, target, out, *, dataset=None, data_dir=None, weights="fin
     serving = source.serving_model()
     job = ExportJob(source, out, final, images, labels, class_names, serving, probabilities(serving, images))
 
-    os.makedirs(out, exist_ok=True)
-    temporaries.remove_stale(out)  # what a killed export left
-    with staged(out, final, folder=writer.writes_folder) as tmp:
-        writer.write(job, tmp)
-        parity = {name: check(result) for name, result in writer.verify(job, tmp).items()}
-        first = next(iter(parity.values()))
-        record = {
-            **writer.record(job, tmp, parity),
-            "path": os.path.basename(final),
-            "parity": {name: result.to_dict() for name, result in parity.items()},
-            "test_error": first.test_error,
-            "num_test_examples": first.num_examples,
-        }
-        writer.finish(job, tmp, record)
+    try:
+        os.makedirs(out, exist_ok=True)
+        files.remove_stale(out)  # what a killed export left
+        with staged(out, final, folder=writer.writes_folder) as tmp:
+            writer.write(job, tmp)
+            parity = {name: check(result) for name, result in writer.verify(job, tmp).items()}
+            first = next(iter(parity.values()))
+            record = {
+                **writer.record(job, tmp, parity),
+                "path": os.path.basename(final),
+                "parity": {name: result.to_dict() for name, result in parity.items()},
+                "test_error": first.test_error,
+                "num_test_examples": first.num_examples,
+            }
+            writer.finish(job, tmp, record)
+    except Exception as error:  # a full disk: TensorFlow's SaveV2 raises an OpError, files an OSError
+        cause = files.as_os_error(error)
+        if cause is None or isinstance(error, FileWriteError):
+            raise
+        raise files.write_error(final, cause, full_disk=EXPORT_FULL_DISK) from None
     card.add_artifact(out, source, class_names, evaluation, record["path"], record,
                       command or card.export_command(source, out, *writer.options), job.reference)
     if verbose:

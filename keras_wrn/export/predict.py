@@ -49,14 +49,39 @@ def _read_json(path):
     return None
 
 
+def load_savedmodel(version_dir):
+    """`tf.saved_model.load` of a version folder, with one error naming the
+    folder when it is incomplete (a `variables/` file missing) or damaged."""
+    import glob
+
+    import tensorflow as tf
+
+    variables = os.path.join(version_dir, "variables")
+    missing = [name for name, present in (
+        ("variables/", os.path.isdir(variables)),
+        ("variables/variables.index", os.path.isfile(os.path.join(variables, "variables.index"))),
+        ("variables/variables.data-*", bool(glob.glob(os.path.join(variables, "variables.data-*")))),
+    ) if not present]
+    if missing:
+        raise ExportError(
+            f"The SavedModel {version_dir} is incomplete: {missing[0]} is missing. Copy the whole version folder "
+            f"again, or export it again (keras-wrn export).")
+    try:
+        return tf.saved_model.load(version_dir)
+    except Exception as error:  # protobuf, TensorFlow and OS errors for damaged files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(
+            f"Cannot load the SavedModel {version_dir}: it is damaged ({type(error).__name__}: {reason[:200]}). "
+            f"Copy the whole version folder again, or export it again (keras-wrn export).") from None
+
+
 def _savedmodel_predictor(version_dir):
     import numpy as np
-    import tensorflow as tf
 
     from keras_wrn.export.images import read_encoded
     from keras_wrn.export.savedmodel import METADATA_FILE, run_signature
 
-    loaded = tf.saved_model.load(version_dir)
+    loaded = load_savedmodel(version_dir)
     if "serving_bytes" not in loaded.signatures:
         raise ExportError(f"The SavedModel {version_dir!r} has no serving_bytes signature; it was "
                           f"not written by `keras-wrn export`.")

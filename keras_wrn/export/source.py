@@ -13,6 +13,10 @@ import os
 
 from keras_wrn.errors import InvalidArgumentError
 
+# What a full disk during an export tells the user (`files.atomic_path`'s advice).
+EXPORT_FULL_DISK = ("Free some space there and run the export again; nothing new was published (earlier versions "
+                    "and files are unchanged).")
+
 
 class ExportError(InvalidArgumentError):
     """An export cannot be made as asked; the message says why and what to do."""

@@ -39,7 +39,10 @@ class TFLiteModel:
         try:
             self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         except (ValueError, RuntimeError) as error:
-            raise InvalidArgumentError(f"{path!r} is not a readable TFLite model: {error}") from None
+            raise InvalidArgumentError(
+                f"{path!r} is not a readable TFLite model ({str(error).strip()[:200]}): it is damaged, truncated or "
+                f"another kind of file. Copy it again, or export it again (keras-wrn export --format tflite)."
+            ) from None
         (self._input,) = self.interpreter.get_input_details()
         (self._output,) = self.interpreter.get_output_details()
         self.input_shape = tuple(int(d) for d in self._input["shape"][1:])

@@ -9,7 +9,7 @@ explains, with the parameter counts, why the rule is what it is.
 
 import re
 
-from keras_wrn.models.errors import InvalidArgumentError
+from keras_wrn.errors import InvalidArgumentError
 
 # Section 2.1, Table 2: the block types the paper studies, by kernel sizes.
 PAPER_BLOCK_TYPES = ((3, 3), (3, 1, 3), (1, 3, 1), (1, 3), (3, 1), (3, 1, 1))

@@ -35,9 +35,11 @@ integer is rejected with the valid depths.
 
 import keras
 
-from keras_wrn.models import blocks, common
+from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.models import blocks
+from keras_wrn.models.arguments import refuse_unknown_arguments
 from keras_wrn.models.block_types import blocks_per_group, format_block_type, registry_suffix, resolve_block_type
-from keras_wrn.models.errors import InvalidArgumentError
+from keras_wrn.models.builder import Architecture, ClassifierModel
 
 CIFAR_INPUT_SIZE = 32
 # Two stride-2 groups: a 4x4 image reaches group3 at 1x1.
@@ -57,14 +59,18 @@ def default_name(depth, k, kernel_sizes):
     return name
 
 
-def group(x, index, width, strides, n_blocks, kernel_sizes, *, dropout_rate, drop_path_rates):
-    """Table 1's `conv{index+1}` group: `n_blocks` blocks B(M) of `width`
-    channels, the first with `strides` (the paper's code: `group()`).
-    `drop_path_rates` holds one stochastic-depth rate per block.
+# Strides of the first block of each group (Table 1: conv3 and conv4 halve the map).
+GROUP_STRIDES = (1, 2, 2)
+
+
+def group(x, index, width, strides, kernel_sizes, *, dropout_rate, drop_path_rates):
+    """Table 1's `conv{index+1}` group (our `group{index}`): one block B(M)
+    of `width` channels per rate of `drop_path_rates` (its stochastic-depth
+    rate), the first with `strides` (the paper's code: `group()`).
 
     Input shape: `(N, H, W, C)`. Output shape: `(N, H / strides, W / strides, width)`.
     """
-    for b in range(n_blocks):
+    for b in range(len(drop_path_rates)):
         x = blocks.wide_block(
             x, width, kernel_sizes, strides=strides if b == 0 else 1, dropout_rate=dropout_rate,
             drop_path_rate=drop_path_rates[b], name=f"group{index}_block{b + 1}",
@@ -77,7 +83,7 @@ def _classifier_initializers(channels):
 
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
-class WideResNet(common.ClassifierModel):
+class WideResNet(ClassifierModel):
     """Wide Residual Network WRN-depth-k for CIFAR/SVHN-sized images.
 
     Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016
@@ -147,7 +153,7 @@ class WideResNet(common.ClassifierModel):
         name=None,
         **kwargs,
     ):
-        common.refuse_unknown_arguments(type(self), kwargs)
+        refuse_unknown_arguments(type(self), kwargs)
         kernel_sizes = resolve_block_type(block_type, deepening_factor)
         n_blocks = blocks_per_group(depth, kernel_sizes)
         if isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0:
@@ -166,15 +172,12 @@ class WideResNet(common.ClassifierModel):
 
         def body(x):
             x = blocks.conv2d(x, 16, 3, kernel_initializer=blocks.WRN_CONV_INITIALIZER, name="stem_conv")
-            x = group(x, 1, widths[0], 1, n_blocks, kernel_sizes, dropout_rate=dropout_rate,
-                      drop_path_rates=rates[:n_blocks])
-            x = group(x, 2, widths[1], 2, n_blocks, kernel_sizes, dropout_rate=dropout_rate,
-                      drop_path_rates=rates[n_blocks:2 * n_blocks])
-            x = group(x, 3, widths[2], 2, n_blocks, kernel_sizes, dropout_rate=dropout_rate,
-                      drop_path_rates=rates[2 * n_blocks:])
+            for index, (width, strides) in enumerate(zip(widths, GROUP_STRIDES)):
+                x = group(x, index + 1, width, strides, kernel_sizes, dropout_rate=dropout_rate,
+                          drop_path_rates=rates[index * n_blocks:(index + 1) * n_blocks])
             return blocks.bn_relu(x, "head")  # head_bn, head_relu
 
-        architecture = common.Architecture(
+        architecture = Architecture(
             label=f"WRN-{depth}-{k:g}",
             registry_name=f"wrn-{depth}-{k:g}{registry_suffix(kernel_sizes)}",
             default_name=default_name(depth, k, kernel_sizes),

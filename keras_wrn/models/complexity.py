@@ -1,7 +1,7 @@
 """Parameter and multiply-accumulate counts, in the paper's terms.
 
 - Parameters: trainable weights only (conv kernels, BN gamma/beta, dense
-  kernel and bias); BN moving statistics are not counted (PAPER.md, Table 4).
+  kernel and bias); BN moving statistics are not counted, as in the paper's Table 4 (Zagoruyko & Komodakis 2016).
 - MACs per image: the convolutions and the dense layer (what the paper's and
   torchvision's GFLOPs figures count); BN, ReLU, pooling and additions are
   ignored. One MAC is 2 FLOPs; a training step costs about 3x a forward pass.
@@ -11,7 +11,7 @@ import math
 
 from keras import layers
 
-from keras_wrn.models.errors import InvalidArgumentError
+from keras_wrn.errors import InvalidArgumentError
 
 
 def count_params(model):

@@ -27,14 +27,29 @@ import math
 import keras
 from keras import layers
 
-from keras_wrn.models import blocks, common
-from keras_wrn.models.errors import InvalidArgumentError
+from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.models import blocks
+from keras_wrn.models.arguments import refuse_unknown_arguments
+from keras_wrn.models.builder import Architecture, ClassifierModel
 
 IMAGENET_INPUT_SIZE = 224
 # Total stride 32: a 32x32 image reaches conv5 at 1x1.
 IMAGENET_MIN_INPUT_SIZE = 32
-BLOCK_FUNCTIONS = {"bottleneck": blocks.bottleneck_block, "basic": blocks.basic_block}
 STAGE_PLANES = (64, 128, 256, 512)
+
+
+def _bottleneck_stage_block(x, planes, width, strides, *, name):
+    """`width` scales the inner 1x1-3x3 width; the output is `4 * planes`."""
+    return blocks.bottleneck_block(x, planes, width, strides, name=name)
+
+
+def _basic_stage_block(x, planes, width, strides, *, name):
+    """`width` scales the whole block: `int(planes * width)` channels."""
+    return blocks.basic_block(x, int(planes * width), strides, name=name)
+
+
+# The block of a stage, by name: `(x, planes, width, strides, name) -> x`.
+BLOCK_FUNCTIONS = {"bottleneck": _bottleneck_stage_block, "basic": _basic_stage_block}
 
 
 def _classifier_initializers(channels):
@@ -45,7 +60,7 @@ def _classifier_initializers(channels):
 
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
-class ImageNetWideResNet(common.ClassifierModel):
+class ImageNetWideResNet(ClassifierModel):
     """A wide post-activation ResNet for ImageNet-sized images.
 
     Args:
@@ -90,7 +105,7 @@ class ImageNetWideResNet(common.ClassifierModel):
         name=None,
         **kwargs,
     ):
-        common.refuse_unknown_arguments(type(self), kwargs)
+        refuse_unknown_arguments(type(self), kwargs)
         if block not in BLOCK_FUNCTIONS:
             raise InvalidArgumentError(
                 f"Unknown block {block!r}; ImageNet Wide ResNets use "
@@ -126,14 +141,10 @@ class ImageNetWideResNet(common.ClassifierModel):
             for stage, (planes, count) in enumerate(zip(STAGE_PLANES, stage_blocks), start=2):
                 for b in range(1, count + 1):
                     strides = 2 if (b == 1 and stage > 2) else 1
-                    name_b = f"conv{stage}_block{b}"
-                    if block == "bottleneck":
-                        x = block_fn(x, planes, width, strides, name=name_b)
-                    else:
-                        x = block_fn(x, int(planes * width), strides, name=name_b)
+                    x = block_fn(x, planes, width, strides, name=f"conv{stage}_block{b}")
             return x
 
-        architecture = common.Architecture(
+        architecture = Architecture(
             label=label,
             registry_name=label.lower(),
             default_name=label.lower().replace("-", "_").replace(".", "_"),

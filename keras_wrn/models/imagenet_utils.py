@@ -7,8 +7,8 @@ weights do this themselves unless `include_preprocessing=False`.
 import keras
 import numpy as np
 
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import weights
-from keras_wrn.models.errors import InvalidArgumentError
 
 
 def preprocess_input(x, data_format=None):

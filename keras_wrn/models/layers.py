@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from keras_wrn.models.errors import InvalidArgumentError
+from keras_wrn.errors import InvalidArgumentError
 
 
 @keras.saving.register_keras_serializable(package="keras_wrn")

@@ -20,8 +20,8 @@ import fnmatch
 import importlib
 from typing import Any, Mapping
 
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import weights as weights_table
-from keras_wrn.models.errors import InvalidArgumentError
 
 FAMILIES = ("cifar", "imagenet")
 

@@ -15,7 +15,10 @@ A `source` is either a path inside the keras-wrn repository (a layer-weights
 `.npz`, checked against its full SHA-256 before use) or the URL of a PyTorch
 checkpoint, whose file name carries the first 8 hex digits of its SHA-256
 (torch.hub's convention): those are fetched and converted by the converter
-that `keras_wrn.convert` registers (`models.converters`). Keras-free.
+that `keras_wrn.convert` plugs in (`set_converter`, keras-hub's preset
+loaders are the pattern): `keras_wrn.models` imports nothing of ours outside
+itself and the base modules, and torch only when a `.pth` file is read.
+Keras-free.
 """
 
 import dataclasses
@@ -24,7 +27,7 @@ import hashlib
 import os
 from typing import Mapping
 
-from keras_wrn.models.errors import InvalidArgumentError
+from keras_wrn.errors import InvalidArgumentError
 
 # The repository root: the `source` of keras-wrn's own weights is relative to it.
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -154,6 +157,26 @@ def sha256_file(path):
 
 
 _WEIGHTS: dict[tuple[str, str], Weights] = {}
+_converter = None
+
+
+def set_converter(function):
+    """Plugs in `function(source) -> path of a layer-weights .npz`, which
+    `converted_file` calls for a `Weights` record with a URL or the path of
+    a PyTorch checkpoint (`keras_wrn/__init__.py` plugs in
+    `keras_wrn.convert.pretrained.layer_weights_file`). Returns `function`."""
+    global _converter
+    _converter = function
+    return function
+
+
+def converted_file(source):
+    """The layer-weights file the plugged-in converter makes of `source`."""
+    if _converter is None:
+        raise InvalidArgumentError(
+            f"No converter is plugged in for {source!r} (a published or PyTorch checkpoint); import keras_wrn, "
+            f"which plugs in keras_wrn.convert, before building the model.")
+    return _converter(source)
 
 
 def register_weights(entry):

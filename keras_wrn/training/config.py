@@ -8,8 +8,8 @@ import os
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import registry
 
-# The official recipes (PAPER.md "Training recipes"); every value can be
-# overridden. Boundary epochs count from 1: the rate changes when they begin.
+# The official recipes (the paper's section 3 and its code); every value can
+# be overridden. Boundary epochs count from 1: the rate changes when they begin.
 PRESETS = {
     "cifar": dict(
         model="wrn-28-10", epochs=200, batch_size=128, learning_rate=0.1,
@@ -44,11 +44,12 @@ DATASET_PRESETS = {"cifar10": "cifar", "cifar100": "cifar", "svhn": "svhn",
                    "imagenet": "imagenet", "digits": "digits"}
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# Fields that define what a run folder holds: a resumed run must match them.
-IDENTITY_FIELDS = ("dataset", "model", "epochs", "batch_size", "seed", "smoke", "zca")
+# Fields that define what a run folder holds: a resumed run must match them
+# (epochs may grow: the run is then trained longer, see `session`).
+IDENTITY_FIELDS = ("dataset", "model", "batch_size", "seed", "smoke", "zca")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs; `keras-wrn train` builds one.
 
@@ -85,76 +86,72 @@ class TrainConfig:
     @classmethod
     def from_preset(cls, dataset, **overrides):
         """The paper's recipe for `dataset`, with `overrides` (None values
-        are ignored, so CLI options left unset keep the preset)."""
+        are ignored, so CLI options left unset keep the preset), validated."""
         preset = PRESETS[DATASET_PRESETS.get(dataset, "folder")]
         values = {**preset, "dataset": dataset}
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["model"] = registry.get_model_spec(values["model"]).name
-        if "run_dir" not in overrides or overrides["run_dir"] is None:
+        if overrides.get("run_dir") is None:
             tag = os.path.basename(os.path.normpath(dataset))
             values["run_dir"] = os.path.join("runs", f"{tag}-{values['model']}")
-        values["lr_boundaries"] = tuple(values["lr_boundaries"])
-        config = cls(**values)
+        return cls(**values).resolved()
+
+    def resolved(self):
+        """This config validated, with the model's canonical name (so that
+        `WRN-16-4` resumes `wrn-16-4`) and the boundaries as a tuple; raises
+        `InvalidArgumentError` naming the first bad value. Loads no backend."""
+        config = dataclasses.replace(self, model=registry.get_model_spec(self.model).name,
+                                     lr_boundaries=tuple(self.lr_boundaries))
         config.validate()
         return config
 
     def validate(self):
+        """Raises `InvalidArgumentError` for the first impossible value;
+        changes nothing."""
         def need(condition, message):
             if not condition:
                 raise InvalidArgumentError(message)
 
-        # Checked and normalised first, before anything loads a backend: a
-        # run records the canonical name, so `WRN-16-4` resumes `wrn-16-4`.
-        self.model = registry.get_model_spec(self.model).name
+        registry.get_model_spec(self.model)
         need(self.epochs >= 1, f"epochs must be >= 1. Received: epochs={self.epochs}")
         need(self.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={self.batch_size}")
-        need(self.learning_rate > 0, f"learning_rate must be > 0. Received: {self.learning_rate}")
+        need(self.learning_rate > 0, f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}")
+        boundaries = tuple(self.lr_boundaries)
+        need(all(isinstance(e, int) and not isinstance(e, bool) for e in boundaries)
+             and all(e >= 2 for e in boundaries) and list(boundaries) == sorted(set(boundaries)),
+             f"lr_boundaries must be increasing epoch numbers >= 2 (epochs count from 1; the rate drops when "
+             f"each begins), e.g. 60,120,160. Received: lr_boundaries={','.join(map(str, boundaries))}")
+        need(self.lr_factor > 0, f"lr_factor must be > 0. Received: lr_factor={self.lr_factor}")
+        need(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1). Received: momentum={self.momentum}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
         need(self.strategy in STRATEGIES,
              f"strategy must be one of {', '.join(STRATEGIES)}. Received: strategy={self.strategy!r}")
         need(self.precision in PRECISIONS,
              f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}")
-        need(0.0 <= self.dropout_rate < 1.0, f"dropout_rate must be in [0, 1). Received: {self.dropout_rate}")
+        need(0.0 <= self.dropout_rate < 1.0,
+             f"dropout_rate must be in [0, 1). Received: dropout_rate={self.dropout_rate}")
         need(self.smoke or not self.cpu_devices or self.batch_size % self.cpu_devices == 0,
              f"The global batch size {self.batch_size} cannot be split evenly over {self.cpu_devices} "
-             f"replicas (--cpu-devices); use a multiple of {self.cpu_devices}. "
-             f"Received: batch_size={self.batch_size}")
+             f"replicas (--cpu-devices); use a multiple of {self.cpu_devices}. Received: batch_size={self.batch_size}")
         need(self.checkpoint_steps is None or self.checkpoint_steps >= 1,
-             f"checkpoint_steps must be >= 1. Received: {self.checkpoint_steps}")
+             f"checkpoint_steps must be >= 1. Received: checkpoint_steps={self.checkpoint_steps}")
+        need(self.checkpoint_minutes > 0,
+             f"checkpoint_minutes must be > 0. Received: checkpoint_minutes={self.checkpoint_minutes}")
 
     def to_dict(self):
         values = dataclasses.asdict(self)
         values["lr_boundaries"] = list(self.lr_boundaries)
         return values
 
-    def save(self, path, extra=None):
-        payload = {"config": self.to_dict(), **(extra or {})}
-        from keras_wrn.training import run_folder
-
-        run_folder.write_json(path, payload)
+    @classmethod
+    def from_dict(cls, values):
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in values.items() if key in known}
+        values["lr_boundaries"] = tuple(values.get("lr_boundaries", ()))
+        return cls(**values)
 
     @classmethod
     def load(cls, path):
+        """The config a run folder's `config.json` records."""
         with open(path) as handle:
-            values = json.load(handle)["config"]
-        values["lr_boundaries"] = tuple(values["lr_boundaries"])
-        return cls(**values)
-
-
-def package_versions(*extra):
-    """The versions that made an artifact: keras_wrn, Python, Keras and
-    TensorFlow, and each installed package of `extra` (distribution names),
-    read from package metadata without importing them."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    from keras_wrn import __version__
-
-    found = {"keras_wrn": __version__, "python": platform.python_version()}
-    for names in (("keras",), ("tensorflow", "tensorflow-cpu"), *((name,) for name in extra)):
-        for name in names:
-            try:
-                found[names[0].replace("-", "_")] = version(name)
-                break
-            except PackageNotFoundError:
-                continue
-    return found
+            return cls.from_dict(json.load(handle)["config"])

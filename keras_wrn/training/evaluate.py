@@ -8,36 +8,31 @@ from keras_wrn.training import run_folder
 WEIGHT_CHOICES = tuple(run_folder.WEIGHTS)  # final, best, last
 
 
+RUN_FILE_ADVICE = ("For a run folder, `--weights last` or `best` reads another file, and running the same "
+                   "`keras-wrn train` again rewrites it from the checkpoints.")
+
+
 def load_file(path, model=None):
     """A `.keras` model (`model=None`) or weights loaded into `model`; a
-    damaged or foreign file is one error naming it."""
-    import zipfile
-
+    damaged or foreign file is one `DamagedWeightsFileError` naming it (the
+    models' own error for damaged weights files)."""
     import keras
 
-    if path.endswith(".keras") and not zipfile.is_zipfile(path):
-        raise run_folder.RunFolderError(
-            f"Cannot read {path}: it is damaged or not a Keras file of this model (not a complete .keras "
-            f"zip archive). For a run folder, `--weights last` or `best` reads another file, and running the "
-            f"same `keras-wrn train` again rewrites it from the checkpoints.")
+    from keras_wrn.models.weights_io import damaged
+
     try:
         if model is None:
             return keras.saving.load_model(path)
         model.load_weights(path)
         return model
     except Exception as error:  # h5py, zipfile and Keras raise many types for a damaged file
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise run_folder.RunFolderError(
-            f"Cannot read {path}: it is damaged or not a Keras file of this model ({reason[:200]}). "
-            f"For a run folder, `--weights last` or `best` reads another file, and running the same "
-            f"`keras-wrn train` again rewrites it from the checkpoints.") from None
+        raise damaged(path, error, RUN_FILE_ADVICE) from None
 
 
 def resolve_model(target, weights="final"):
     """(model, TrainConfig or None) for a run folder (its final, best or last
     weights) or a `.keras` file. Run-folder models output logits."""
 
-    import keras_wrn  # noqa: F401  (registers the classes .keras files name)
     from keras_wrn.models import registry
     from keras_wrn.training.config import TrainConfig
 

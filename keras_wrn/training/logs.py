@@ -1,45 +1,8 @@
-"""What a run leaves for people: JSON lines of metrics, TensorBoard scalars
-and the curves plot."""
+"""What a run leaves for people besides `metrics.jsonl` (`records`):
+TensorBoard scalars and the curves plot."""
 
-import errno
-import json
-import os
-import sys
-
+from keras_wrn import files
 from keras_wrn.training import run_folder
-
-
-def read_metrics(path, warn=None):
-    """The epoch records of a `metrics.jsonl` file (empty if absent). A line
-    that is not JSON is kept as `{"unreadable": line}`, so that rewriting
-    the file never drops it, and named through `warn`."""
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path, errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                records.append({"unreadable": line.rstrip("\n")})
-                if warn:
-                    warn(f"WARNING: line {number} of {path} is not JSON; it is kept as it is.")
-    return records
-
-
-def write_metrics(path, records):
-    """Rewrites `metrics.jsonl` atomically (one JSON object per line)."""
-    run_folder.write_text(path, "".join(json.dumps(record) + "\n" for record in records))
-
-
-def latest_per_epoch(records):
-    """One record per epoch, the latest (an epoch redone after a fallback to
-    an older checkpoint has two lines), in epoch order."""
-    latest = {r["epoch"]: r for r in records if "epoch" in r}
-    return [latest[epoch] for epoch in sorted(latest)]
-
 
 SCALARS = ("learning_rate", "train_loss", "train_error", "test_loss", "test_error")
 
@@ -64,25 +27,13 @@ class TensorBoardScalars:
                     self._writer.add_scalar(key, record[key], step=record["epoch"])
             self._writer.flush()
         except Exception as error:
-            cause = _as_os_error(error)
+            cause = files.as_os_error(error)
             if cause is None:
                 raise
             raise run_folder.write_error(self.log_dir, cause) from error
 
     def close(self):
         self._writer.close()
-
-
-def _as_os_error(error):
-    """`error` as an `OSError`, or None. With TensorFlow loaded, TensorBoard
-    writes through `tf.io.gfile`, whose full disk is a ResourceExhaustedError."""
-    if isinstance(error, OSError):
-        return error
-    tf = sys.modules.get("tensorflow")
-    if tf is not None and isinstance(error, tf.errors.OpError):
-        code = errno.ENOSPC if isinstance(error, tf.errors.ResourceExhaustedError) else None
-        return OSError(code, error.message)
-    return None
 
 
 def plot_curves(records, path, title=""):

@@ -10,7 +10,7 @@ from keras_wrn.errors import InvalidArgumentError
 class TorchSGD(keras.optimizers.Optimizer):
     """SGD with (Nesterov) momentum and coupled L2 weight decay, as `torch.optim.SGD`.
 
-    The official WRN recipe (Zagoruyko & Komodakis 2016, section 3; PAPER.md):
+    The official WRN recipe (Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016, section 3):
     lr 0.1, Nesterov momentum 0.9, weight decay 5e-4 on every parameter,
     BN gamma/beta included. Per parameter p with gradient g, at each step:
 

@@ -1,50 +1,56 @@
-"""A run folder's one owner: its layout, atomic writes, the lock and the
-checkpoints a run resumes from.
+"""A run folder's one owner: its layout, its files written atomically, the
+lock, the identity check and the checkpoints a run resumes from.
 
     runs/digits-wrn-16-4/
-      config.json        the resolved TrainConfig, environment, CPU, XLA choice
-      metrics.jsonl      one JSON line per epoch (never cut back by a resume)
-      checkpoints/       ckpt-N.index / .data-*: model, optimizer, augmentation state
-      best.weights.h5    weights of the best test error so far
+      config.json        the resolved TrainConfig, the trainer, the environment (versions, CPU,
+                         devices), the XLA choice, the batch and steps, class names, extensions
+      metrics.jsonl      one JSON line per epoch (`records.EpochRecord`), never cut back
+      checkpoints/       what a run resumes from, newest two kept:
+                           ckpt-N.index, ckpt-N.data-*  the tf.distribute trainer (tf.train: model,
+                                                        optimizer, augmentation state, the epoch's record), step N
+                           epoch-N.weights.h5, .json    the Keras fit trainer (model and optimizer; the epoch's
+                                                        record), epoch N
+      .workers/worker-N/ checkpoints a multi-worker run's other workers write (and delete at the end)
+      best.weights.h5    weights of the epoch with the lowest test error in metrics.jsonl
       last.weights.h5    weights at the last epoch end
       zca.npz            GCN + ZCA statistics (--zca)
-      model.keras        the final model
-      curves.png         training loss and test error per epoch
-      tensorboard/       TensorBoard event files
-      fit-backup/        model and optimizer at the last epoch end (the Keras fit route)
+      model.keras        the final model (logits), written when the run ends
+      curves.png         training loss and test error per epoch (the paper's Figure 2)
+      tensorboard/       TensorBoard event files (step = epoch)
       .lock              held (flock) by the process training in the folder
 
-Every file is written through `atomic_path`: a temporary `.tmp-PID-NAME`
-beside it, flushed and fsynced, renamed over the old one, so a kill or a
-full disk leaves the previous version, never half a file. `.tmp-*` debris of
-a killed process is removed by the next run that takes the lock.
+Every file is written through `files.atomic_path`: a kill or a full disk
+leaves the previous version, never half a file. `.tmp-*` debris of a killed
+process is removed by the next run that takes the lock.
 """
 
 import contextlib
-import errno
 import json
 import os
 import re
 import sys
 
-from keras_wrn.errors import InvalidArgumentError, KerasWRNError
-from keras_wrn.temporaries import TMP_PREFIX
-from keras_wrn.temporaries import remove as _remove
+from keras_wrn import files
+from keras_wrn.errors import FileWriteError, InvalidArgumentError, KerasWRNError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
+WORKERS = ".workers"
 BEST_WEIGHTS = "best.weights.h5"
 LAST_WEIGHTS = "last.weights.h5"
 ZCA = "zca.npz"
 MODEL = "model.keras"
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
-FIT_BACKUP = "fit-backup"  # the Keras fit route's BackupAndRestore (JAX, PyTorch)
 LOCK = ".lock"
 # `keras-wrn evaluate/export --weights`: which of the run's weights.
 WEIGHTS = {"final": MODEL, "best": BEST_WEIGHTS, "last": LAST_WEIGHTS}
-_CHECKPOINT = re.compile(r"^ckpt-(\d+)\.index$")
+# Checkpoint file names, one pattern per trainer: the number is a step (tf.train) or an epoch (Keras fit).
+TF_CHECKPOINT = re.compile(r"^ckpt-(\d+)\.index$")
+FIT_CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
+CHECKPOINT_PATTERNS = {"tf.distribute": TF_CHECKPOINT, "keras-fit": FIT_CHECKPOINT}
+RESUME_ADVICE = "Free some space, then run the same command again: it resumes."
 
 
 class RunFolderError(InvalidArgumentError):
@@ -55,7 +61,7 @@ class RunFolderLockedError(KerasWRNError):
     """Another process is training in the run folder."""
 
 
-class RunFolderWriteError(KerasWRNError, OSError):
+class RunFolderWriteError(FileWriteError):
     """A file of the run folder could not be written (full disk, permissions)."""
 
 
@@ -63,32 +69,18 @@ def path(run_dir, name):
     return os.path.join(run_dir, name)
 
 
-@contextlib.contextmanager
+def worker_checkpoints(run_dir, task_id):
+    """Where a multi-worker run's worker `task_id` (not the chief) writes its checkpoints."""
+    return os.path.join(run_dir, WORKERS, f"worker-{task_id}")
+
+
 def atomic_path(target):
-    """Yields a temporary path beside `target` to write to; on success the
-    file is fsynced and renamed over `target` (then the folder is fsynced).
-    On any error the temporary file is removed and `target` is unchanged; an
-    `OSError` (a full disk) becomes a `RunFolderWriteError` naming it."""
-    folder = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{os.path.basename(target)}")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, target)
-        _fsync(folder)
-    except BaseException as error:
-        _remove(tmp)
-        if isinstance(error, OSError) and not isinstance(error, KerasWRNError):
-            raise write_error(target, error) from error
-        raise
+    """`files.atomic_path` for a file of a run folder: a full disk says the run resumes."""
+    return files.atomic_path(target, full_disk=RESUME_ADVICE, error_class=RunFolderWriteError)
 
 
 def write_error(target, error):
-    reason = os.strerror(error.errno) if error.errno else str(error)
-    hint = " Free some space, then run the same command again: it resumes." \
-        if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    return RunFolderWriteError(
-        f"Could not write {target}: {reason}. The previous version of the file, if any, is intact.{hint}")
+    return files.write_error(target, error, full_disk=RESUME_ADVICE, error_class=RunFolderWriteError)
 
 
 def save_weights(model, target):
@@ -112,19 +104,13 @@ def write_json(target, payload):
     write_text(target, json.dumps(payload, indent=2) + "\n")
 
 
-def _fsync(name):
-    flags = os.O_RDONLY | (os.O_DIRECTORY if os.path.isdir(name) and hasattr(os, "O_DIRECTORY") else 0)
-    try:
-        descriptor = os.open(name, flags)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError as error:
-        if error.errno not in (errno.EINVAL, errno.EBADF):  # folders on some file systems
-            raise
-    finally:
-        os.close(descriptor)
+def read_config(run_dir):
+    """The whole `config.json` of a run folder (None when there is none)."""
+    config_path = path(run_dir, CONFIG)
+    if not os.path.exists(config_path):
+        return None
+    with open(config_path) as handle:
+        return json.load(handle)
 
 
 def remove_debris(run_dir):
@@ -135,8 +121,8 @@ def remove_debris(run_dir):
         if not os.path.isdir(folder):
             continue
         for name in os.listdir(folder):
-            if name.startswith(TMP_PREFIX) or (folder != run_dir and "_temp" in name):
-                _remove(os.path.join(folder, name))
+            if files.is_temporary(name) or (folder != run_dir and "_temp" in name):
+                files.remove(os.path.join(folder, name))
                 removed.append(name)
     return removed
 
@@ -155,8 +141,7 @@ class RunLock:
         import fcntl
 
         os.makedirs(self.run_dir, exist_ok=True)
-        lock_path = path(self.run_dir, LOCK)
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        descriptor = os.open(path(self.run_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
         holder = os.read(descriptor, 4096).decode("utf-8", "replace").strip()
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -181,35 +166,6 @@ class RunLock:
             os.close(self.descriptor)
             self.descriptor = None
 
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
-
-
-def check_same_run(config, warn=print):
-    """Refuses a run folder that holds another run (a different value of
-    `config.IDENTITY_FIELDS`); a damaged config.json is named and rewritten
-    (the checkpoints, not it, decide what resumes)."""
-    from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig
-
-    config_path = path(config.run_dir, CONFIG)
-    if not os.path.exists(config_path):
-        return
-    try:
-        previous = TrainConfig.load(config_path)
-    except (ValueError, KeyError, TypeError) as error:
-        warn(f"WARNING: {config_path} is damaged ({type(error).__name__}: {error}); it is written anew, and "
-             f"the run resumes from its checkpoints if they fit this model.")
-        return
-    different = [f"{field}={getattr(previous, field)!r} (now {getattr(config, field)!r})"
-                 for field in IDENTITY_FIELDS if getattr(previous, field) != getattr(config, field)]
-    if different:
-        raise RunFolderError(
-            f"The run folder {config.run_dir} belongs to another run: {', '.join(different)}. "
-            f"Pass the same options to resume it, or another --run-dir for a new run.")
-
 
 def take(run_dir, log=print):
     """Takes the folder's lock for this process (`RunLock`), says when it
@@ -225,23 +181,37 @@ def take(run_dir, log=print):
     return lock
 
 
-def checkpoint_numbers(run_dir):
-    """Step numbers of the checkpoints in the folder, newest first, read from
-    the files themselves (TensorFlow's `checkpoint` state file may be the
-    damaged one)."""
+def checkpoint_numbers(run_dir, pattern=TF_CHECKPOINT):
+    """Numbers of the checkpoints of one trainer (`pattern`) in the folder,
+    newest first, read from the file names (TensorFlow's `checkpoint` state
+    file may be the damaged one)."""
     folder = path(run_dir, CHECKPOINTS)
     if not os.path.isdir(folder):
         return []
-    return sorted((int(m.group(1)) for m in map(_CHECKPOINT.match, os.listdir(folder)) if m), reverse=True)
+    return sorted((int(m.group(1)) for m in map(pattern.match, os.listdir(folder)) if m), reverse=True)
+
+
+def holds_training(run_dir):
+    """Whether the folder holds checkpoints of any trainer."""
+    return bool(checkpoint_numbers(run_dir, TF_CHECKPOINT) or checkpoint_numbers(run_dir, FIT_CHECKPOINT))
 
 
 def checkpoint_prefix(run_dir, number):
     return os.path.join(path(run_dir, CHECKPOINTS), f"ckpt-{number}")
 
 
+def fit_checkpoint(run_dir, epoch):
+    return os.path.join(path(run_dir, CHECKPOINTS), f"epoch-{epoch}.weights.h5")
+
+
+def fit_checkpoint_record(run_dir, epoch):
+    """The epoch record a Keras fit checkpoint carries (written before it)."""
+    return os.path.join(path(run_dir, CHECKPOINTS), f"epoch-{epoch}.json")
+
+
 def checkpoint_problem(prefix):
-    """Why the checkpoint at `prefix` cannot be restored (a missing, short
-    or unreadable index or data file), or None when every tensor reads."""
+    """Why the tf.train checkpoint at `prefix` cannot be restored (a missing,
+    short or unreadable index or data file), or None when every tensor reads."""
     import tensorflow as tf
 
     try:
@@ -266,8 +236,13 @@ def restore_newest_intact(checkpoint, run_dir, *, warn=print):
             checkpoint.restore(prefix).expect_partial()
             return number
         warn(f"WARNING: checkpoint {prefix} is damaged ({problem}); resuming from an older one.")
-    if numbers:
-        raise RunFolderError(
-            f"No intact checkpoint is left in {path(run_dir, CHECKPOINTS)} ({len(numbers)} damaged). Start "
-            f"over in a new folder (--run-dir); nothing in {run_dir} was deleted.")
+    no_intact_checkpoint(run_dir, len(numbers))
     return None
+
+
+def no_intact_checkpoint(run_dir, damaged):
+    """Refuses a folder whose `damaged` checkpoints are all unreadable (nothing when there are none)."""
+    if damaged:
+        raise RunFolderError(
+            f"No intact checkpoint is left in {path(run_dir, CHECKPOINTS)} ({damaged} damaged). Start over in "
+            f"a new folder (--run-dir); nothing in {run_dir} was deleted.")

@@ -3,7 +3,7 @@
 XLA or TensorFlow's graph with oneDNN kernels: which is faster depends on the
 CPU, not only on the model. On an AMD Zen 3 (AVX2) XLA trained WRN-28-10
 1.14x faster; on a Zen 4 (AVX-512, AVX512_BF16, VNNI) the digits default ran
-4x faster without it (README, Benchmarks). So when the user has not said
+4x faster without it (docs/benchmarks.md). So when the user has not said
 `--xla` or `--no-xla` and the step runs on the CPU, the trainer times a few
 steps both ways, on throwaway copies of the model and optimizer, before the
 run seeds its random numbers, and keeps the faster. The two figures are
@@ -22,9 +22,9 @@ import os
 import statistics
 import time
 
+from keras_wrn import files
 from keras_wrn.cache import cache_dir
-from keras_wrn.training import run_folder
-from keras_wrn.training.hardware import cpu
+from keras_wrn.provenance import cpu, package_versions
 
 CACHE_FILE = "xla-choices.json"
 
@@ -48,8 +48,7 @@ def choice_key(config, spec, batch_size):
     shape of work."""
     import tensorflow as tf
 
-    from keras_wrn import __version__
-    from keras_wrn.training.config import package_versions
+    from keras_wrn._version import __version__
 
     return " | ".join([
         cpu().key(), f"keras_wrn {__version__}", f"keras {package_versions()['keras']}",
@@ -81,7 +80,7 @@ def choose_xla(config, spec, strategy, batch_size, *, log=print):
             cache = _read_cache(path)
             cache[key] = record
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            run_folder.write_json(path, cache)
+            files.write_json(path, cache)
             record = {**record, "source": f"measured, cached in {path}"}
         except OSError as error:  # a read-only home must not stop the run
             record = {**record, "source": f"measured (not cached: {error})"}

@@ -137,10 +137,10 @@ def test_the_reference_is_the_same_network_with_the_official_init(tmp_path):
 
     import keras_wrn
     from keras_wrn.convert import to_keras_layer_weights
-    from keras_wrn.models import common
+    from keras_wrn.models import weights_io
 
     model = keras_wrn.WideResNet(10, 2, num_classes=10, classifier_activation=None)
-    common.assign_layer_weights(model, to_keras_layer_weights(stored)[1])
+    weights_io.assign_layer_weights(model, to_keras_layer_weights(stored)[1])
     got = np.asarray(model(x.transpose(0, 2, 3, 1), training=False))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
@@ -166,10 +166,11 @@ def test_run_all_renders_the_readme_tables_from_the_committed_results():
             row = next(line for line in lines if line.startswith(f"| `{name}`"))
             ratio = f"x{case['ratio_to_default']:.2f}, " if "default" in sweep["cases"] else ""  # a sweep without it
             assert f"{case['images_per_second']:.2f} ({ratio}{100 * case['fraction_of_peak']:.0f}%)" in row
-    readme = open(os.path.join(root, "README.md")).read()
-    assert text in readme, "the README's sweep table is stale: run python benchmarks/run_all.py --table-only"
+    page = open(os.path.join(root, "docs", "benchmarks.md")).read()
+    assert text in page, "the sweep table of docs/benchmarks.md is stale: run python benchmarks/run_all.py --table-only"
     kernels = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(run_all.RESULTS, "onednn-*.json")))]
     assert kernels, "benchmarks/results/ holds no oneDNN kernel breakdown"
     text = run_all.kernels_table(kernels, run_all.cpu_label)
     assert len(text.splitlines()) == 2 + sum(len(k["precisions"]) for k in kernels) + 2
-    assert text in readme, "the README's kernel table is stale: run python benchmarks/run_all.py --table-only"
+    assert text in page, \
+        "the kernel table of docs/benchmarks.md is stale: run python benchmarks/run_all.py --table-only"

@@ -10,7 +10,7 @@ import pytest
 
 import keras_wrn
 from keras_wrn.convert import ConversionError, detect_layout, pretrained, to_keras_layer_weights
-from keras_wrn.models import common, weights
+from keras_wrn.models import weights, weights_io
 from tests.helpers import official_params
 from tests.models.official_reference import wrn_forward
 
@@ -21,7 +21,7 @@ def test_official_cifar_layout_matches_the_official_code():
     layout, layer_weights = to_keras_layer_weights(params)
     assert layout == "official-cifar"
     model = keras_wrn.WideResNet(16, 2, num_classes=10, classifier_activation=None)
-    common.assign_layer_weights(model, layer_weights)
+    weights_io.assign_layer_weights(model, layer_weights)
     images = rng.normal(0, 1, (2, 32, 32, 3))
     expected = wrn_forward(images.transpose(0, 3, 1, 2), params, 16)
     got = np.asarray(model(images.astype("float32"), training=False))
@@ -46,13 +46,13 @@ def test_every_problem_is_named():
     model = keras_wrn.WideResNet(10, 1, num_classes=10)
     before = [w.copy() for w in model.get_weights()]
     missing = {k: v for k, v in params.items() if not k.startswith("group1.block0.bn1")}
-    with pytest.raises(common.WeightsMismatchError, match="group2_block1_bn2: not set"):
-        common.assign_layer_weights(model, to_keras_layer_weights(missing)[1])
+    with pytest.raises(weights_io.WeightsMismatchError, match="group2_block1_bn2: not set"):
+        weights_io.assign_layer_weights(model, to_keras_layer_weights(missing)[1])
     wrong = {**params, "group1.block0.conv1": np.zeros((64, 64, 3, 3), "float32")}
-    with pytest.raises(common.WeightsMismatchError,
+    with pytest.raises(weights_io.WeightsMismatchError,
                        match=r"group2_block1_conv2: the checkpoint has shapes \[\(3, 3, 64, 64\)\], "
                              r"the layer needs \[\(3, 3, 32, 32\)\]"):
-        common.assign_layer_weights(model, to_keras_layer_weights(wrong)[1])
+        weights_io.assign_layer_weights(model, to_keras_layer_weights(wrong)[1])
     after = model.get_weights()
     assert all((a == b).all() for a, b in zip(before, after))  # the failed assignments changed nothing
 
@@ -61,7 +61,7 @@ def test_converted_layer_weights_load_through_the_builder(tmp_path):
     rng = np.random.default_rng(1)
     params = {k: v.astype("float32") for k, v in official_params(10, 2, 10, rng).items()}
     path = str(tmp_path / "wrn.npz")
-    common.save_layer_weights(path, to_keras_layer_weights(params)[1])
+    weights_io.save_layer_weights(path, to_keras_layer_weights(params)[1])
     model = keras_wrn.WideResNet(10, 2, weights=path, classifier_activation=None)
     images = rng.normal(0, 1, (1, 32, 32, 3))
     expected = wrn_forward(images.transpose(0, 3, 1, 2), params, 10)
@@ -69,7 +69,7 @@ def test_converted_layer_weights_load_through_the_builder(tmp_path):
                                atol=1e-4 * np.abs(expected).max())
     features = keras_wrn.WideResNet(10, 2, weights=path, include_top=False, pooling="avg")
     assert features.output_shape == (None, 128)
-    with pytest.raises(common.WeightsMismatchError, match="classifier for 10 classes"):
+    with pytest.raises(weights_io.WeightsMismatchError, match="classifier for 10 classes"):
         keras_wrn.WideResNet(10, 2, weights=path, num_classes=100)
 
 
@@ -129,7 +129,7 @@ def test_published_weights_load_from_the_cache_without_network(tmp_path, monkeyp
     entry = weights.get_weights("wrn-50-2-bottleneck", "imagenet")
     os.makedirs(pretrained.cache_dir())
     cached = os.path.join(pretrained.cache_dir(), f"{entry.filename.rsplit('.', 1)[0]}.imagenet.keras_wrn.npz")
-    common.save_layer_weights(cached, {layer.name: layer.get_weights() for layer in source.layers if layer.weights})
+    weights_io.save_layer_weights(cached, {layer.name: layer.get_weights() for layer in source.layers if layer.weights})
 
     def no_network(*args, **kwargs):
         raise AssertionError("the cache must be used")

@@ -14,7 +14,7 @@ torchvision = pytest.importorskip("torchvision")
 
 import keras_wrn  # noqa: E402
 from keras_wrn.convert import CheckpointError, ConversionError, convert_checkpoint  # noqa: E402
-from keras_wrn.models import common  # noqa: E402
+from keras_wrn.models import weights_io  # noqa: E402
 from tests.convert import torch_reference  # noqa: E402
 from tests.helpers import official_params  # noqa: E402
 
@@ -170,7 +170,7 @@ def test_unsafe_and_broken_files_are_refused(tmp_path):
     torch.save({"features.0.weight": torch.zeros(3)}, str(tmp_path / "vgg.pth"))
     with pytest.raises(ConversionError, match="Unrecognised checkpoint layout"):
         convert_checkpoint(str(tmp_path / "vgg.pth"), "wrn-50-2-bottleneck")
-    with pytest.raises(common.WeightsMismatchError):
+    with pytest.raises(weights_io.WeightsMismatchError):
         state = torchvision.models.wide_resnet50_2(weights=None).state_dict()
         state["layer1.0.conv2.weight"] = torch.zeros(3, 3, 3, 3)
         torch.save(state, str(tmp_path / "bad_shape.pth"))

@@ -73,3 +73,33 @@ def test_errors_name_the_problem(tiny_keras, tiny_export, image_files, tmp_path)
     assert result.exit_code == 1 and "needs --dataset" in result.output
     result = predict(str(tmp_path), paths[0])
     assert result.exit_code == 1 and "Cannot predict with" in result.output
+
+
+def test_a_damaged_or_incomplete_export_is_one_line(tiny_export, image_files, tmp_path):
+    """A SavedModel copied without its variables/ (or one of their files),
+    a damaged saved_model.pb and a truncated .tflite: each is named, with
+    what to do, in one line."""
+    import shutil
+
+    paths, _ = image_files
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_export, broken)
+    version = broken / "1"
+    (version / "variables" / "variables.index").unlink()
+    result = predict(str(broken), paths[0])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"The SavedModel {version} is incomplete: variables/variables.index is missing." in result.output
+    shutil.rmtree(version / "variables")
+    result = predict(str(broken), paths[0])
+    assert f"The SavedModel {version} is incomplete: variables/ is missing." in result.output
+    shutil.copytree(os.path.join(tiny_export, "1", "variables"), version / "variables")
+    pb = (version / "saved_model.pb").read_bytes()
+    (version / "saved_model.pb").write_bytes(pb[:len(pb) // 3])
+    result = predict(str(broken), paths[0])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert f"Cannot load the SavedModel {version}: it is damaged" in result.output
+    tflite = broken / "model.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:5000])
+    result = predict(str(tflite), paths[0])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "is not a readable TFLite model" in result.output and "export it again" in result.output

@@ -183,6 +183,29 @@ def test_a_crash_while_writing_leaves_no_version(tiny_keras, tmp_path, monkeypat
     assert os.listdir(tmp_path / "model") == []
 
 
+def test_a_full_disk_is_one_line_and_publishes_nothing(tiny_keras, tiny_export, full_disk):
+    """An export onto a full file system (a 2 MB tmpfs that already holds
+    version 1 and a card, then filled): TensorFlow's SaveV2 fails; the
+    command prints one line worded for an export, and version 1, the card
+    and the folder are as they were, with no temporary left."""
+    import shutil
+
+    from tests.helpers import fill, invoke
+
+    out = full_disk / "model"
+    out.mkdir()
+    for name in ("1", "model_card.json", "MODEL_CARD.md"):
+        (shutil.copytree if name == "1" else shutil.copy)(os.path.join(tiny_export, name), out / name)
+    before = sorted(os.listdir(out))
+    fill(full_disk)
+    result = invoke("export", tiny_keras, "--dataset", "digits", "--out", out, "--max-examples", "16")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: Could not write {out}/2: No space left on device."), result.output
+    assert "nothing new was published" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(os.listdir(out)) == before
+
+
 def test_a_model_that_normalises_its_pixels_is_not_normalised_twice(tiny_keras, tiny_keras_probabilities, tmp_path):
     """A model built with `include_preprocessing` (as one with weights from
     the table is) takes pixels 0-255: evaluate and export feed them as they are."""

@@ -56,7 +56,7 @@ def test_table_3_deepening_factor_keeps_wrn_40_2_at_2_2m(l, blocks):
     assert len(convs) == l
 
 
-# PAPER.md "Cost per image", computed by hand: GMACs at 32x32.
+# GMACs per 32x32 image, computed by hand from Table 1 (Zagoruyko & Komodakis 2016).
 PAPER_GMACS = [(16, 4, 0.393), (16, 8, 1.548), (16, 10, 2.412), (22, 8, 2.454),
                (40, 4, 1.299), (28, 10, 5.243), (40, 10, 8.074)]
 

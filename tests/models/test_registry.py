@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_wrn
-from keras_wrn.models import common
+from keras_wrn.models.arguments import default_input_shape
 
 NAMES = keras_wrn.list_models()
 SMALL = [n for n in NAMES if keras_wrn.get_model_spec(n).params < 3_000_000]
@@ -20,7 +20,7 @@ LARGE = sorted(set(NAMES) - set(SMALL))
 def tiny_overrides(spec):
     """The smallest input each family takes, to keep the sweep fast."""
     size = 32 if spec.family == "imagenet" else 8
-    return {"input_shape": common.default_input_shape(size), "num_classes": 3}
+    return {"input_shape": default_input_shape(size), "num_classes": 3}
 
 
 def test_registry_holds_the_papers_models():

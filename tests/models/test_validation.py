@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_wrn
-from keras_wrn.models.common import WeightsMismatchError
+from keras_wrn.models.weights_io import WeightsMismatchError
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_the_refusal_suggests_the_argument_meant():
 
 @pytest.mark.parametrize("suffix", [".weights.h5", ".keras", ".weights.npz"])
 def test_a_damaged_weights_file_is_named(tmp_path, suffix):
-    from keras_wrn.models.common import DamagedWeightsFileError, save_layer_weights
+    from keras_wrn.models.weights_io import DamagedWeightsFileError, save_layer_weights
 
     model = keras_wrn.WideResNet(10, 1, num_classes=3, input_shape=(8, 8, 3))
     path = str(tmp_path / f"wrn{suffix}")
@@ -135,5 +135,5 @@ def test_a_damaged_weights_file_is_named(tmp_path, suffix):
         head = handle.read(os.path.getsize(path) // 2)
     with open(path, "wb") as handle:
         handle.write(head)
-    with pytest.raises(DamagedWeightsFileError, match=f"Cannot read the weights file {path}: it is damaged"):
+    with pytest.raises(DamagedWeightsFileError, match=f"Cannot read {path}: it is damaged"):
         keras_wrn.WideResNet(10, 1, num_classes=3, input_shape=(8, 8, 3), weights=path)

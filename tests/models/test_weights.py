@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import keras_wrn
+from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import registry, weights
-from keras_wrn.models.common import read_layer_weights, save_layer_weights
-from keras_wrn.models.errors import InvalidArgumentError
+from keras_wrn.models.weights_io import read_layer_weights, save_layer_weights
 
 ENTRY = weights.get_weights("wrn-16-8", "cifar10")
 EXACT_PIXELS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data",

@@ -2,6 +2,7 @@
 
 import pytest
 
+from keras_wrn import files
 from keras_wrn.training.config import TrainConfig
 
 
@@ -26,7 +27,7 @@ def test_overrides_and_run_folder_name():
 
 def test_round_trip(tmp_path):
     config = TrainConfig.from_preset("digits", run_dir=str(tmp_path / "run"))
-    config.save(tmp_path / "config.json", {"environment": {}})
+    files.write_json(tmp_path / "config.json", {"config": config.to_dict(), "environment": {}})
     assert TrainConfig.load(tmp_path / "config.json") == config
 
 
@@ -38,3 +39,13 @@ def test_round_trip(tmp_path):
 def test_validation(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_preset("digits", **{field: value})
+
+
+def test_validate_changes_nothing_and_resolved_gives_the_canonical_config():
+    config = TrainConfig(model=" WRN-16-4", lr_boundaries=[3, 5])
+    config.validate()
+    assert config.model == " WRN-16-4" and config.lr_boundaries == [3, 5]  # frozen: validate only checks
+    resolved = config.resolved()
+    assert resolved.model == "wrn-16-4" and resolved.lr_boundaries == (3, 5)
+    with pytest.raises(ValueError, match="lr_boundaries must be increasing"):
+        TrainConfig(lr_boundaries=(5, 3)).validate()

@@ -142,19 +142,6 @@ def test_a_write_that_hits_a_size_limit_keeps_the_previous_file(tmp_path):
     assert os.listdir(tmp_path) == ["metrics.jsonl"]
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 2 MB tmpfs: a real full disk (needs the right to mount, as root)."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount
-    if subprocess.run(["umount", str(mount)]).returncode:
-        subprocess.run(["umount", "--lazy", str(mount)], check=True)
-
-
 def test_a_full_disk_is_one_clear_error_with_no_debris(full_disk):
     result = invoke("train", "--smoke", "--no-xla", "--run-dir", full_disk / "run")
     assert result.exit_code == 1
@@ -197,6 +184,18 @@ def test_a_damaged_image_in_a_folder_dataset_is_named_before_anything_is_written
     bad.unlink()
     result = invoke("train", "--smoke", "--dataset", tmp_path / "images", "--run-dir", tmp_path / "run")
     assert "notes.txt is not an image file" in result.output and not (tmp_path / "run").exists()
+
+
+def test_an_empty_class_folder_is_named_before_anything_is_written(tmp_path):
+    from tests.helpers import write_folder
+
+    write_folder(tmp_path / "images", classes=("a", "b"), per_class=2, size=8)
+    for image in (tmp_path / "images" / "test" / "b").iterdir():
+        image.unlink()
+    result = invoke("train", "--smoke", "--dataset", tmp_path / "images", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert f"The class folder {tmp_path / 'images' / 'test' / 'b'} holds no images" in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_dataset_path_that_does_not_exist_says_so(tmp_path):

@@ -8,32 +8,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from keras_wrn.training import hardware, xla_choice  # noqa: E402
+from keras_wrn import provenance  # noqa: E402
+from keras_wrn.training import xla_choice  # noqa: E402
 from keras_wrn.training.config import TrainConfig  # noqa: E402
-
-ZEN4 = """processor\t: 0
-vendor_id\t: AuthenticAMD
-cpu family\t: 25
-model\t\t: 17
-model name\t: AMD EPYC
-flags\t\t: fpu avx2 fma avx512f avx512dq avx512_bf16 avx512_vnni
-
-processor\t: 1
-"""
-ZEN3 = ZEN4.replace("model\t\t: 17", "model\t\t: 1").replace(" avx512f avx512dq avx512_bf16 avx512_vnni", "")
-
-
-def test_the_cpu_is_named_by_generation_and_instruction_sets(tmp_path):
-    (tmp_path / "zen4").write_text(ZEN4)
-    (tmp_path / "zen3").write_text(ZEN3)
-    zen4, zen3 = hardware.cpu(str(tmp_path / "zen4")), hardware.cpu(str(tmp_path / "zen3"))
-    assert zen4.microarchitecture == "Zen 4" and zen3.microarchitecture == "Zen 3"
-    assert zen4.features == ("AVX2", "AVX-512", "AVX512_BF16", "AVX512_VNNI") and zen3.features == ("AVX2",)
-    assert zen4.describe().startswith("AMD EPYC (Zen 4; AVX2 AVX-512 AVX512_BF16 AVX512_VNNI)")
-    assert zen4.key() != zen3.key()
-    assert zen4.native_bfloat16 and not zen3.native_bfloat16
-    assert (zen4.tag, zen3.tag) == ("zen4", "zen3")  # the benchmarks' result file names
-    assert hardware.cpu().model and hardware.cpu(str(tmp_path / "missing")).model
+from tests.test_provenance import ZEN3, ZEN4  # noqa: E402
 
 
 @pytest.fixture
@@ -77,16 +55,17 @@ def test_smoke_runs_do_not_measure_and_an_explicit_choice_wins(tmp_path):
     train(TrainConfig.from_preset("digits", run_dir=run_dir, smoke=True, xla=False), verbose=False)
     saved = json.load(open(os.path.join(run_dir, "config.json")))
     assert saved["config"]["xla"] is False and saved["xla_choice"] == {"source": "requested"}
-    assert saved["environment"]["cpu"]["description"] == hardware.cpu().describe()
+    assert saved["environment"]["cpu"]["description"] == provenance.cpu().describe()
     assert not os.path.exists(xla_choice.cache_path())
 
 
 def test_a_float32_run_on_a_cpu_with_native_bfloat16_says_so(tmp_path, monkeypatch, capsys):
-    from keras_wrn.training import trainer
+    from keras_wrn.training.trainer import train
 
     (tmp_path / "cpuinfo").write_text(ZEN4)
-    monkeypatch.setattr(trainer, "cpu", lambda: hardware.cpu(str(tmp_path / "cpuinfo")))
-    trainer.train(TrainConfig.from_preset("digits", run_dir=str(tmp_path / "run"), epochs=1, xla=False))
+    cpu = provenance.cpu(str(tmp_path / "cpuinfo"))
+    monkeypatch.setattr(provenance, "cpu", lambda: cpu)
+    train(TrainConfig.from_preset("digits", run_dir=str(tmp_path / "run"), epochs=1, xla=False))
     hint = [line for line in capsys.readouterr().out.splitlines() if "bfloat16 natively" in line]
     assert len(hint) == 1 and "--precision mixed_bfloat16" in hint[0]
 
@@ -99,9 +78,9 @@ def test_a_float32_run_on_a_cpu_with_native_bfloat16_says_so(tmp_path, monkeypat
     (ZEN4, {"smoke": True}, False),
 ], ids=["zen4", "zen3", "xla", "bf16", "smoke"])
 def test_the_bfloat16_hint_is_for_float32_without_xla_on_cpus_with_bfloat16(tmp_path, cpuinfo, options, shown):
-    from keras_wrn.training.trainer import bfloat16_hint
+    from keras_wrn.training.distributed import bfloat16_hint
 
     (tmp_path / "cpuinfo").write_text(cpuinfo)
     config = TrainConfig.from_preset("digits", **{"xla": False, **options})
-    assert bool(bfloat16_hint(config, True, hardware.cpu(str(tmp_path / "cpuinfo")))) is shown
-    assert bfloat16_hint(config, False, hardware.cpu(str(tmp_path / "cpuinfo"))) is None  # on a GPU
+    assert bool(bfloat16_hint(config, True, provenance.cpu(str(tmp_path / "cpuinfo")))) is shown
+    assert bfloat16_hint(config, False, provenance.cpu(str(tmp_path / "cpuinfo"))) is None  # on a GPU

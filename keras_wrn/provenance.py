@@ -1,11 +1,16 @@
-"""The CPU a run or a benchmark ran on: its model, microarchitecture and the
-instruction sets that decide which kernels are fast (AVX2, AVX-512, native
-bfloat16, VNNI int8, AMX).
+"""What made an artifact: the package versions and the CPU.
+
+Run folders (`config.json`), model cards, benchmark results and the cached
+XLA choices record both. The CPU is named by its model, microarchitecture
+and the instruction sets that decide which kernels are fast (AVX2, AVX-512,
+native bfloat16, VNNI int8, AMX).
 
 Virtual machines often report only "AMD EPYC": the family and model
 numbers name the generation (family 25 model 1 is a Zen 3 Milan, model 17 a
 Zen 4 Genoa), so they are part of the description and of the key that
 `training.xla_choice` caches its measurements under.
+
+A base module (standard library only): every room uses it.
 """
 
 import dataclasses
@@ -107,3 +112,22 @@ def cpu(cpuinfo="/proc/cpuinfo"):
         features=tuple(name for flag, name in FEATURES if flag in flags),
         cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
     )
+
+
+def package_versions(*extra):
+    """The versions that made an artifact: keras_wrn, Python, Keras and
+    TensorFlow, and each installed package of `extra` (distribution names),
+    read from package metadata without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from keras_wrn._version import __version__
+
+    found = {"keras_wrn": __version__, "python": platform.python_version()}
+    for names in (("keras",), ("tensorflow", "tensorflow-cpu"), *((name,) for name in extra)):
+        for name in names:
+            try:
+                found[names[0].replace("-", "_")] = version(name)
+                break
+            except PackageNotFoundError:
+                continue
+    return found

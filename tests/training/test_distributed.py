@@ -153,14 +153,16 @@ def test_killed_run_resumes_to_the_same_step_count_and_learning_rate(tmp_path):
      "cannot be split evenly over 2 replicas"),
     (["--dataset", "cifar10", "--data-dir", "NO_DATA"], "was not found in"),
     (["--model", "wrn-50-2-bottleneck"], "at least 32x32"),
+    (["--lr-boundaries", "5,3"], "lr_boundaries must be increasing epoch numbers >= 2"),
+    (["--lr-boundaries", "0"], "Received: lr_boundaries=0"),
 ])
-def test_bad_input_gets_a_clear_error(tmp_path, args, message):
+def test_bad_input_gets_a_clear_error_before_the_run_folder_exists(tmp_path, args, message):
     args = [a.replace("NO_DATA", str(tmp_path / "tfds")) for a in args]
     result = invoke("train", "--run-dir", tmp_path / "run", "--epochs", "1", *args)
     assert result.exit_code == 1
     assert message in result.output and result.output.startswith("Error: "), result.output
     assert len(result.output.strip().splitlines()) == 1
-    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_run_folder_of_another_model_is_refused(smoke_run):

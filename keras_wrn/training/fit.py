@@ -1,0 +1,257 @@
+"""The Keras `fit` trainer: `keras-wrn train` under JAX or PyTorch, and the
+pieces it trains with, which also work on their own from in-memory arrays
+(a notebook, the GPU machines without TensorFlow).
+
+The recipe is the tf.distribute trainer's: the model, augmentation, TorchSGD
+and schedule come from `steps.build_training_objects`, wrapped for
+`Model.fit` by `build_fit_model`. Under JAX, `fit` runs one jit-compiled
+(XLA) step per batch; the data stays in host memory as uint8 and only the
+batch travels to the device. Data come from memory (`data.in_memory_arrays`):
+the digits, image folders, and CIFAR stored as image files (`--data-dir`).
+
+Resume is per epoch: at each epoch end the trainer model (network,
+augmentation state and optimizer) is saved as `checkpoints/epoch-N.weights.h5`
+with the epoch's record beside it (`epoch-N.json`), newest two kept, then the
+epoch's files. A killed run, started again, resumes from the newest intact
+checkpoint (writing that epoch's files if the kill came before them) and
+redoes the epoch it was in, with that epoch's data order, ending with the
+optimizer steps and learning rate of an uninterrupted run.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_wrn import files
+from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.training import records, run_folder
+from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer
+
+KEEP_CHECKPOINTS = 2
+
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """Full batches of `(images, labels)` in a new order every epoch.
+
+    The order of epoch e is a permutation drawn from `(seed, e)`, the last
+    `len(labels) % batch_size` examples of each permutation are left out, so
+    every step has the same shape (no recompilation for a partial batch) and
+    every example is seen about equally often.
+    """
+
+    def __init__(self, images, labels, batch_size, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if len(images) != len(labels):
+            raise InvalidArgumentError(f"{len(images)} images but {len(labels)} labels.")
+        if len(labels) < batch_size:
+            raise InvalidArgumentError(f"batch_size={batch_size} is larger than the {len(labels)} examples.")
+        self.images, self.labels = images, labels
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+        self._order = self._permutation()
+
+    def _permutation(self):
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.labels))
+
+    def __len__(self):
+        return len(self.labels) // self.batch_size
+
+    def __getitem__(self, index):
+        take = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.images[take], self.labels[take]
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch):
+        """Draws the order of `epoch` (a resumed run starts at its epoch)."""
+        self.epoch = epoch
+        self._order = self._permutation()
+
+
+def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None):
+    """`(trainer, net)`: the registered network `net` (logits) behind the
+    paper's augmentation and normalisation, as one compiled Keras model
+    taking uint8 (or float 0-255) images `(N, H, W, C)` and int labels, with
+    TorchSGD on the recipe's step schedule and cross-entropy on logits.
+
+    Sets the global dtype policy to `config.precision` (in
+    `build_training_objects`; mixed precision keeps float32 weights and
+    float32 loss).
+    """
+    from keras_wrn.training.steps import build_training_objects
+
+    keras.utils.set_random_seed(config.seed)
+    net, preprocess, optimizer, _ = build_training_objects(config, spec, None, steps_per_epoch, zca=zca)
+    size, channels = spec.image_size, spec.channels
+    trainer = keras.Sequential([keras.Input((size, size, channels)), preprocess, net], name=f"fit_{net.name}")
+    trainer.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=["accuracy"], jit_compile=jit_compile)
+    return trainer, net
+
+
+class EpochRecords(keras.callbacks.Callback):
+    """Turns each epoch of `fit` into a `records.EpochRecord` (the training
+    part timed alone, the test figures where the epoch was tested) and hands
+    it to `on_record(record)`. Also sets the data order of each epoch of
+    `batches` (a `ShuffledBatches`, or None)."""
+
+    def __init__(self, on_record, *, images_per_epoch, schedule, steps_per_epoch, batches=None):
+        super().__init__()
+        self.on_record, self.images_per_epoch = on_record, images_per_epoch
+        self.schedule, self.steps_per_epoch, self.batches = schedule, steps_per_epoch, batches
+        self._started = self._train_seconds = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.batches is not None:
+            self.batches.set_epoch(epoch)
+        self._started, self._train_seconds = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        # fit() runs the test pass inside the epoch: time the training part alone.
+        if self._started is not None and self._train_seconds is None:
+            self._train_seconds = time.perf_counter() - self._started
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = self._train_seconds or time.perf_counter() - self._started
+        logs = logs or {}
+        step = (epoch + 1) * self.steps_per_epoch
+        rate = self.schedule(step - 1) if callable(self.schedule) else self.schedule
+        tested = "val_accuracy" in logs
+        self.on_record(records.EpochRecord(
+            epoch=epoch + 1, step=step, learning_rate=float(rate), train_loss=float(logs["loss"]),
+            train_error=1.0 - float(logs["accuracy"]), epoch_seconds=round(seconds, 3),
+            images_per_second=round(self.images_per_epoch / seconds, 1),
+            test_loss=float(logs["val_loss"]) if tested else None,
+            test_error=1.0 - float(logs["val_accuracy"]) if tested else None))
+
+
+def devices(backend):
+    """The accelerators (or CPU) the backend computes on, for config.json."""
+    if backend == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices()]
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return ["cpu"]
+
+
+class FitTrainer(Trainer):
+    """Phases: `prepare` (in-memory arrays, batch, steps), `settle` (XLA on
+    unless --no-xla), `build` (the compiled trainer model, restored from the
+    newest intact `epoch-N.weights.h5`), `train_epochs` (one `fit` call whose
+    epoch ends write the run folder's files, then the checkpoint)."""
+
+    name = "keras-fit"
+
+    def prepare(self):
+        from keras_wrn import data
+
+        config, backend = self.config, keras.backend.backend()
+        if config.strategy not in ("auto", "one-device") or config.cpu_devices or config.tpu:
+            raise InvalidArgumentError(
+                f"tf.distribute strategies (--strategy {config.strategy}, --cpu-devices, --tpu) need "
+                f"KERAS_BACKEND=tensorflow; under {backend}, keras-wrn trains on one device with Keras fit.")
+        self.x_train, self.y_train, self.x_test, self.y_test, self.class_names = \
+            data.in_memory_arrays(self.spec, config.data_dir)
+        self.batch_size = SMOKE_BATCH_PER_REPLICA if config.smoke else config.batch_size
+        if self.batch_size > len(self.y_train):
+            raise InvalidArgumentError(
+                f"The global batch size {self.batch_size} is larger than the {len(self.y_train)} training "
+                f"examples of {self.spec.name}; use a batch size of at most {len(self.y_train)}.")
+        self.steps_per_epoch = SMOKE_STEPS if config.smoke else len(self.y_train) // self.batch_size
+        self.epochs = SMOKE_EPOCHS if config.smoke else config.epochs
+        if config.smoke:
+            self.x_test = self.x_test[:SMOKE_STEPS * self.batch_size]
+            self.y_test = self.y_test[:SMOKE_STEPS * self.batch_size]
+
+    def settle(self):
+        config = dataclasses.replace(self.config, xla=self.config.xla is not False)  # jit-compiled unless --no-xla
+        return config, {"devices": devices(keras.backend.backend()), "replicas": 1,
+                        "global_batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch,
+                        "class_names": self.class_names}
+
+    def training_images(self):
+        return self.x_train
+
+    def build(self, zca):
+        from keras_wrn.training.schedules import epoch_step_decay
+
+        config = self.config
+        self.model, self.net = build_fit_model(config, self.spec, self.steps_per_epoch, jit_compile=config.xla,
+                                               zca=zca)
+        self.schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor,
+                                         self.steps_per_epoch)
+        self.start_epoch = self._restore_newest_intact()
+        self.start_step = self.start_epoch * self.steps_per_epoch
+        self.log(f"Training {config.model} on {self.spec.name}: Keras fit on {keras.backend.backend()}, batch "
+                 f"{self.batch_size}, {config.precision}, XLA {'on' if config.xla else 'off'}.")
+        if self.start_step:
+            self.log(f"Resuming {config.run_dir} from step {self.start_step} of "
+                     f"{self.steps_per_epoch * self.epochs} (the end of epoch {self.start_epoch}).")
+
+    def _restore_newest_intact(self):
+        """Loads the newest intact `epoch-N.weights.h5` into the trainer model
+        and returns N (0 when there is none); damaged ones are named and
+        skipped, and a folder whose checkpoints are all damaged is refused.
+        When the run was killed after that checkpoint but before the epoch's
+        files, its record (saved beside it) writes them now."""
+        run_dir = self.config.run_dir
+        numbers = run_folder.checkpoint_numbers(run_dir, run_folder.FIT_CHECKPOINT)
+        for epoch in numbers:
+            path = run_folder.fit_checkpoint(run_dir, epoch)
+            try:
+                self.model.load_weights(path)
+                with open(run_folder.fit_checkpoint_record(run_dir, epoch)) as handle:
+                    record = records.EpochRecord(**json.load(handle))
+            except Exception as error:  # h5py, Keras and json raise many types for a damaged file
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                self.warn(f"WARNING: checkpoint {path} is damaged ({type(error).__name__}: {reason[:200]}); "
+                          f"resuming from an older one.")
+                continue
+            steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            if steps != epoch * self.steps_per_epoch:
+                raise run_folder.RunFolderError(
+                    f"{path} holds {steps} optimizer steps, not the {epoch * self.steps_per_epoch} of epoch {epoch} "
+                    f"at {self.steps_per_epoch} steps per epoch: the folder was written by another setup. Pass "
+                    f"another --run-dir.")
+            if self.chief and not self.session.logged(epoch):
+                self.session.end_epoch(record, self.net)
+            return epoch
+        run_folder.no_intact_checkpoint(run_dir, len(numbers))
+        return 0
+
+    def _end_epoch(self, record):
+        """The epoch's checkpoint with its record first, then the epoch's
+        files (`session.end_epoch`), as the tf.distribute trainer: a run
+        killed in between writes them from the checkpoint when it resumes."""
+        if self.session.chief:
+            run_dir = self.config.run_dir
+            os.makedirs(run_folder.path(run_dir, run_folder.CHECKPOINTS), exist_ok=True)
+            run_folder.write_json(run_folder.fit_checkpoint_record(run_dir, record.epoch), record.to_dict())
+            run_folder.save_weights(self.model, run_folder.fit_checkpoint(run_dir, record.epoch))
+            for old in run_folder.checkpoint_numbers(run_dir, run_folder.FIT_CHECKPOINT)[KEEP_CHECKPOINTS:]:
+                for name in (run_folder.fit_checkpoint(run_dir, old), run_folder.fit_checkpoint_record(run_dir, old)):
+                    files.remove(name)
+        self.session.end_epoch(record, self.net)
+        self.log(record.summary(self.epochs), flush=True)
+
+    def train_epochs(self):
+        if self.start_epoch >= self.epochs:
+            return
+        batches = ShuffledBatches(self.x_train, self.y_train, self.batch_size, seed=self.config.seed)
+        callback = EpochRecords(self._end_epoch, images_per_epoch=self.steps_per_epoch * self.batch_size,
+                                schedule=self.schedule, steps_per_epoch=self.steps_per_epoch, batches=batches)
+        self.model.fit(batches, initial_epoch=self.start_epoch, epochs=self.epochs,
+                       steps_per_epoch=self.steps_per_epoch, verbose=0, validation_data=(self.x_test, self.y_test),
+                       validation_batch_size=max(self.batch_size, 256), callbacks=[callback])
+
+    def steps_done(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))

@@ -1,0 +1,289 @@
+"""The skeleton every training run goes through, whichever trainer runs it
+(the role of Orbit's Controller; the trainers are `distributed` and `fit`):
+
+    validate the config, the names and the data      (trainer, before the folder is touched)
+    take the folder's lock                             RunSession.__enter__
+    check the folder holds this run (or its extension) RunSession.open
+    refuse a used folder under --no-resume             RunSession.open
+    write config.json                                  RunSession.write_config
+    the run's ZCA statistics                           RunSession.zca
+    train, each epoch's files                          trainer; RunSession.end_epoch
+    the final model                                    RunSession.save_model
+    always: the caller's dtype policy back, TensorBoard closed, the lock released
+
+Only the chief (worker 0) writes; the other workers of a multi-worker run
+pass `chief=False` and read.
+"""
+
+import dataclasses
+import datetime
+import functools
+import math
+import os
+import sys
+
+from keras_wrn import provenance
+from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.training import logs, records, run_folder
+from keras_wrn.training.config import IDENTITY_FIELDS, TrainConfig
+
+
+def environment(**extra):
+    """Package versions, the Keras backend and the CPU, for config.json."""
+    import keras
+
+    return {**provenance.package_versions(), "backend": keras.backend.backend(),
+            "cpu": provenance.cpu().to_dict(), **extra}
+
+
+class RunSession:
+    """One run folder for one training run, opened by one trainer
+    (`trainer`: a name of `run_folder.CHECKPOINT_PATTERNS`).
+
+    Use as a context manager around everything that reads or writes the
+    folder; `open()` then says whether the run starts, resumes or is trained
+    longer than before (`self.extended_from`: the epochs it had)."""
+
+    def __init__(self, config, spec, *, trainer, chief=True, log=print, warn=print):
+        self.config, self.spec, self.trainer = config, spec, trainer
+        self.chief, self.log, self.warn = chief, log, warn
+        self.run_dir = config.run_dir
+        self.lock = self.scalars = None
+        self.previous = None  # the folder's config.json, when it has one
+        self.extended_from = None
+        self.records = []
+        self._dtype_policy = None
+
+    def path(self, name):
+        return run_folder.path(self.run_dir, name)
+
+    def __enter__(self):
+        import keras
+
+        self._dtype_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.config.precision)
+        if self.chief:  # before anything in the folder is read or written: one process at a time
+            self.lock = run_folder.take(self.run_dir, self.log)
+        return self
+
+    def __exit__(self, *exc):
+        import keras
+
+        keras.config.set_dtype_policy(self._dtype_policy)
+        if self.scalars is not None:
+            self.scalars.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    def open(self, checkpoint_pattern):
+        """Checks the folder against this run before anything is written:
+        refuses another run's folder, one whose checkpoints another trainer
+        wrote (`checkpoint_pattern` is this trainer's file name pattern) and,
+        under --no-resume, any used one; allows a finished run to be trained
+        for more epochs; reads its metrics."""
+        try:
+            self.previous = run_folder.read_config(self.run_dir)
+        except (OSError, ValueError) as error:
+            self.warn(f"WARNING: {self.path(run_folder.CONFIG)} is damaged ({type(error).__name__}: {error}); it "
+                      f"is written anew, and the run resumes from its checkpoints if they fit this model.")
+        if self.previous is not None:
+            self._check_identity()
+        if not self.config.resume and run_folder.holds_training(self.run_dir):
+            raise run_folder.RunFolderError(
+                f"{self.run_dir} already holds a run and resume is off (--no-resume); pass another --run-dir "
+                f"(nothing was deleted).")
+        foreign = [name for name, pattern in run_folder.CHECKPOINT_PATTERNS.items()
+                   if pattern is not checkpoint_pattern and run_folder.checkpoint_numbers(self.run_dir, pattern)]
+        if foreign:
+            raise run_folder.RunFolderError(
+                f"{self.run_dir} holds checkpoints of the {foreign[0]} trainer, which cannot resume under this "
+                f"backend ({self.trainer} trainer). Resume it with the backend that started it (KERAS_BACKEND), or "
+                f"pass another --run-dir.")
+        self.records = records.read_metrics(self.path(run_folder.METRICS), warn=self.warn)
+        if self.chief:
+            self.scalars = logs.TensorBoardScalars(self.path(run_folder.TENSORBOARD))
+
+    def _check_identity(self):
+        try:
+            previous = TrainConfig.from_dict(self.previous["config"])
+        except (KeyError, TypeError, ValueError) as error:
+            self.warn(f"WARNING: {self.path(run_folder.CONFIG)} is damaged ({type(error).__name__}: {error}); it "
+                      f"is written anew, and the run resumes from its checkpoints if they fit this model.")
+            self.previous = None
+            return
+        config = self.config
+        different = [f"{field}={getattr(previous, field)!r} (now {getattr(config, field)!r})"
+                     for field in IDENTITY_FIELDS if getattr(previous, field) != getattr(config, field)]
+        if config.epochs < previous.epochs:
+            different.append(f"epochs={previous.epochs} (now {config.epochs}; a run can be trained longer, "
+                             f"not shorter)")
+        if different:
+            raise run_folder.RunFolderError(
+                f"The run folder {config.run_dir} belongs to another run: {', '.join(different)}. Pass the same "
+                f"options to resume it, or another --run-dir for a new run.")
+        if config.epochs > previous.epochs:
+            self.extended_from = previous.epochs
+
+    def write_config(self, config, extra):
+        """Writes config.json (the chief): the resolved config, this trainer,
+        the environment and `extra`; the extensions of the run are kept."""
+        if not self.chief:
+            return
+        extensions = list((self.previous or {}).get("extensions", []))
+        if self.extended_from is not None:
+            extensions.append({"epochs_before": self.extended_from, "epochs": config.epochs,
+                               "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+            self.log(f"Training {self.run_dir} for {config.epochs} epochs instead of {self.extended_from}: it "
+                     f"continues from where it stopped, at the schedule's rate for that epoch.")
+        os.makedirs(self.run_dir, exist_ok=True)
+        run_folder.write_json(self.path(run_folder.CONFIG), {
+            "config": config.to_dict(), "trainer": self.trainer, "environment": environment(), **extra,
+            **({"extensions": extensions} if extensions else {})})
+
+    def zca(self, training_images):
+        """The run's GCN + ZCA whitening `(mean, matrix)`: read from
+        `zca.npz`, or fitted on `training_images()` (the whole training split,
+        uint8 `(N, H, W, C)`; called only then) and written there (the chief)."""
+        import numpy as np
+
+        from keras_wrn.data import fit_zca
+
+        path = self.path(run_folder.ZCA)
+        if os.path.exists(path):
+            with np.load(path) as stored:
+                return stored["mean"], stored["matrix"]
+        mean, matrix = fit_zca(training_images())
+        if self.chief:
+            with run_folder.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, mean=mean, matrix=matrix)
+        return mean, matrix
+
+    @property
+    def best_test_error(self):
+        return records.best_test_error(self.records)
+
+    def last_test_error(self):
+        tested = [r["test_error"] for r in records.latest_per_epoch(self.records) if r.get("test_error") is not None]
+        return tested[-1] if tested else math.nan
+
+    def logged(self, epoch):
+        """Whether `metrics.jsonl` already has a line for `epoch` (counted from 1)."""
+        return any(r.get("epoch") == epoch for r in self.records)
+
+    def end_epoch(self, record, model):
+        """An epoch's files, in this order (the chief): last weights, best
+        weights when `records.improves`, `metrics.jsonl` (the record, marked
+        `redone` if the epoch had a line), curves, TensorBoard."""
+        if self.logged(record.epoch):
+            record.redone = True
+        line = record.to_dict()
+        if self.chief:
+            run_folder.save_weights(model, self.path(run_folder.LAST_WEIGHTS))
+            if records.improves(record.test_error, self.records):
+                run_folder.save_weights(model, self.path(run_folder.BEST_WEIGHTS))
+            run_folder.write_text(self.path(run_folder.METRICS), records.metrics_text(self.records + [line]))
+        self.records.append(line)
+        if self.chief:
+            logs.plot_curves(records.latest_per_epoch(self.records), self.path(run_folder.CURVES),
+                             f"{self.config.model} on {self.spec.name}")
+            self.scalars.write(line)
+
+    def save_model(self, model):
+        """The final model, `model.keras` (the chief)."""
+        if self.chief:
+            run_folder.save_model(model, self.path(run_folder.MODEL))
+
+
+SMOKE_STEPS = 3
+SMOKE_EPOCHS = 2
+SMOKE_BATCH_PER_REPLICA = 2
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: str
+    epochs: int
+    steps: int
+    learning_rate: float  # of the last update applied
+    test_error: float
+    best_test_error: float
+    resumed_from_step: int
+
+
+def check_model_and_data(config, spec):
+    """Refuses a model the dataset's images are too small for, and names a
+    damaged file of an image folder, before anything is written."""
+    from keras_wrn import data
+    from keras_wrn.models import registry
+
+    if registry.get_model_spec(config.model).family == "imagenet" and spec.image_size < 32:
+        raise InvalidArgumentError(
+            f"{config.model} needs images of at least 32x32; {spec.name} has {spec.image_size}x{spec.image_size}. "
+            f"Use a CIFAR-style model such as wrn-16-4.")
+    if spec.tfds_name is None and spec.name != "digits":
+        data.check_image_folder(spec.name)
+
+
+class Trainer:
+    """A trainer's phases, which `run` calls in the order of the module's
+    skeleton (Orbit's StandardTrainer shape). Subclasses set `name` (their
+    key in `run_folder.CHECKPOINT_PATTERNS`) and fill the phases; each sets
+    what the next reads (`epochs`, `steps_per_epoch`, `net`, `schedule`,
+    `start_step`)."""
+
+    name = None
+
+    def __init__(self, config, spec, *, verbose=True):
+        self.config, self.spec, self.verbose = config, spec, verbose
+        self.log = print if verbose else (lambda *args, **kwargs: None)
+        self.warn = functools.partial(print, file=sys.stderr)  # shown even when not verbose
+        self.chief = True
+        self.session = None
+
+    def prepare(self):
+        """Devices, batch, data and steps, before the run folder is touched."""
+        raise NotImplementedError
+
+    def settle(self):
+        """`(config, extra)`: the config as this run resolves it (XLA) and what
+        config.json records beside it, once the folder is known to be this run's."""
+        return self.config, {}
+
+    def training_images(self):
+        """The whole training split, uint8 `(N, H, W, C)` (for the ZCA fit)."""
+        raise NotImplementedError
+
+    def build(self, zca):
+        """The model, optimizer and steps, restored from the newest intact
+        checkpoint; sets `start_step`."""
+        raise NotImplementedError
+
+    def train_epochs(self):
+        """Trains from where the run stands to `epochs`, each epoch's files
+        through `session.end_epoch`."""
+        raise NotImplementedError
+
+    def steps_done(self):
+        raise NotImplementedError
+
+    def run(self):
+        """The skeleton; returns a `TrainResult`."""
+        import keras
+
+        self.prepare()
+        with RunSession(self.config, self.spec, trainer=self.name, chief=self.chief, log=self.log,
+                        warn=self.warn) as session:
+            self.session = session
+            session.open(run_folder.CHECKPOINT_PATTERNS[self.name])
+            self.config, extra = self.settle()
+            keras.utils.set_random_seed(self.config.seed)  # after settle: a probe draws numbers too
+            session.write_config(self.config, extra)
+            zca = session.zca(self.training_images) if self.config.zca else None
+            self.build(zca)
+            self.train_epochs()
+            session.save_model(self.net)
+            steps = self.steps_done()
+            rate = self.schedule(steps - 1) if callable(self.schedule) else self.schedule
+            return TrainResult(run_dir=self.config.run_dir, epochs=self.epochs, steps=steps,
+                               learning_rate=float(rate), test_error=session.last_test_error(),
+                               best_test_error=session.best_test_error, resumed_from_step=self.start_step)
