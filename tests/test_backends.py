@@ -71,9 +71,10 @@ NO_TENSORFLOW = textwrap.dedent(
 )
 
 
-# The fast tier's check: both builders, tiny, under JAX with TensorFlow
-# unimportable (as on the JAX GPU machines). Every registered model, a
-# training step and channels_first: the slow tier (SCRIPT above).
+# Both builders, tiny, under JAX with TensorFlow unimportable (as on the JAX
+# GPU machines). The fast tier holds the same rule statically: an
+# import-linter contract forbids the models any import of TensorFlow
+# (tests/test_layers.py).
 QUICK = NO_TENSORFLOW + textwrap.dedent(
     """
     import json
@@ -114,6 +115,7 @@ def check_report(report, backend, names):
         assert params + (spec.num_classes - 3) * (features + 1) == spec.params, name
 
 
+@pytest.mark.slow
 def test_both_builders_run_under_jax_with_tensorflow_unimportable():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed (pip install 'keras-wrn[jax]')")

@@ -96,7 +96,8 @@ def test_bad_input():
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
-@pytest.mark.parametrize("options", [{}, {"autocast": "bfloat16"}], ids=["float32", "bf16-autocast"])
+@pytest.mark.parametrize("options", [pytest.param({}, id="float32"), pytest.param(
+    {"autocast": "bfloat16"}, id="bf16-autocast", marks=pytest.mark.slow)])
 def test_torch_worker_runs_the_reference(options):
     case = timing.WorkerCase(kind="train", depth=10, k=1, num_classes=10, batch_size=4, threads=1,
                              options=options)

@@ -94,6 +94,7 @@ def test_weights_from_the_table_take_raw_pixels(tmp_path, monkeypatch):
     assert_logits_close(model.predict(pixels, verbose=0), expected)
 
 
+@pytest.mark.slow
 def test_torchvision_checkpoint_to_keras_file_through_the_cli(tmp_path):
     from click.testing import CliRunner
 

@@ -126,6 +126,7 @@ def test_tflite_model_rejects_wrong_shapes_and_files(tiny_export, tmp_path):
         TFLiteModel(str(tmp_path / "junk.tflite"))
 
 
+@pytest.mark.slow
 def test_a_killed_export_leaves_debris_the_same_command_removes(tiny_keras, tmp_path):
     import signal
     import subprocess

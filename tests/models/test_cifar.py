@@ -11,8 +11,17 @@ from tests.helpers import official_params
 from .official_reference import wrn_forward
 
 
-def params_of(depth, k, **kwargs):
-    return keras_wrn.count_params(keras_wrn.WideResNet(depth, k, num_classes=10, **kwargs))
+def registered(depth, k, **kwargs):
+    """The registry's spec of WRN-depth-k built with `kwargs` (every row of
+    the paper's tables is registered). Its pinned counts are checked against
+    the built model once, in tests/models/test_registry.py; here they are
+    checked against the paper, without building the model again."""
+    wanted = {"depth": depth, "k": k, **kwargs}
+    matches = [spec for spec in map(keras_wrn.get_model_spec, keras_wrn.list_models(family="cifar"))
+               if {key: spec.kwargs.get(key) for key in wanted} == wanted
+               and set(spec.kwargs) - set(wanted) <= {"dropout_rate"} and not spec.kwargs.get("dropout_rate")]
+    assert len(matches) == 1, f"WRN-{depth}-{k} {kwargs} is not registered once: {[m.name for m in matches]}"
+    return matches[0]
 
 
 @pytest.mark.parametrize(
@@ -20,7 +29,7 @@ def params_of(depth, k, **kwargs):
     [(28, 10, 36_479_194), (40, 4, 8_949_210), (16, 8, 10_961_370)],
 )
 def test_exact_parameter_counts(depth, k, expected):
-    assert params_of(depth, k) == expected
+    assert registered(depth, k).params == expected
 
 
 # Table 4: depth, k, parameters in millions.
@@ -32,7 +41,7 @@ TABLE_4 = [
 
 @pytest.mark.parametrize("depth, k, millions", TABLE_4)
 def test_table_4_parameter_counts(depth, k, millions):
-    assert round(params_of(depth, k) / 1e6, 1) == millions
+    assert round(registered(depth, k).params / 1e6, 1) == millions
 
 
 # Table 2 (k = 2): block type, depth, parameters in millions.
@@ -44,16 +53,22 @@ TABLE_2 = [
 
 @pytest.mark.parametrize("block_type, depth, millions", TABLE_2)
 def test_table_2_block_types(block_type, depth, millions):
-    assert round(params_of(depth, 2, block_type=block_type) / 1e6, 1) == millions
+    spec = registered(depth, 2, **({} if block_type == "B(3,3)" else {"block_type": block_type}))
+    assert round(spec.params / 1e6, 1) == millions
 
 
 @pytest.mark.parametrize("l, blocks", [(1, 12), (2, 6), (3, 4), (4, 3)])
 def test_table_3_deepening_factor_keeps_wrn_40_2_at_2_2m(l, blocks):
-    model = keras_wrn.WideResNet(40, 2, deepening_factor=l)
-    assert model.blocks_per_group == blocks
-    assert round(keras_wrn.count_params(model) / 1e6, 1) == 2.2
-    convs = [x for x in model.layers if x.name.startswith("group1_block1_conv")]
-    assert len(convs) == l
+    spec = registered(40, 2, **({} if l == 2 else {"deepening_factor": l}))
+    assert round(spec.params / 1e6, 1) == 2.2
+    assert blocks_per_group(40, (3,) * l) == blocks
+
+
+def test_a_deepened_block_has_l_convolutions():
+    model = keras_wrn.WideResNet(40, 2, deepening_factor=3, input_shape=(8, 8, 3))
+    assert model.blocks_per_group == 4
+    assert [x.name for x in model.layers if x.name.startswith("group1_block1_conv")] == \
+        ["group1_block1_conv1", "group1_block1_conv2", "group1_block1_conv3"]
 
 
 # GMACs per 32x32 image, computed by hand from Table 1 (Zagoruyko & Komodakis 2016).
@@ -63,8 +78,8 @@ PAPER_GMACS = [(16, 4, 0.393), (16, 8, 1.548), (16, 10, 2.412), (22, 8, 2.454),
 
 @pytest.mark.parametrize("depth, k, gmacs", PAPER_GMACS)
 def test_macs_match_hand_count(depth, k, gmacs):
-    macs = keras_wrn.count_macs(keras_wrn.WideResNet(depth, k))
-    assert macs / 1e9 == pytest.approx(gmacs, abs=5e-4)
+    spec = registered(depth, k) if (depth, k) != (40, 10) else keras_wrn.get_model_spec("wrn-40-10-dropout")
+    assert spec.macs / 1e9 == pytest.approx(gmacs, abs=5e-4)
 
 
 def test_depth_rules():

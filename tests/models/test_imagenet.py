@@ -25,7 +25,8 @@ def test_wrn_50_2_is_torchvision_wide_resnet50_2():
 
 
 def test_wrn_101_2_matches_torchvision_count():
-    assert keras_wrn.count_params(keras_wrn.WideResNet101_2()) == 126_886_696
+    # Pinned in the registry, which tests/models/test_registry.py checks against the built model.
+    assert keras_wrn.get_model_spec("wrn-101-2-bottleneck").params == 126_886_696
 
 
 # Table 7: parameters in millions.
@@ -35,8 +36,10 @@ TABLE_7 = [(18, 1.0, 11.7), (18, 1.5, 25.9), (18, 2.0, 45.6), (18, 3.0, 101.8),
 
 @pytest.mark.parametrize("depth, width, millions", TABLE_7)
 def test_table_7_parameter_counts(depth, width, millions):
-    builder = keras_wrn.WideResNet18 if depth == 18 else keras_wrn.WideResNet34
-    assert round(keras_wrn.count_params(builder(width)) / 1e6, 1) == millions
+    # The registry's pinned counts, checked against the built models in tests/models/test_registry.py.
+    spec = keras_wrn.get_model_spec(f"wrn-{depth}-{width:g}")
+    assert spec.kwargs == {"width": width} and spec.builder.endswith(f"WideResNet{depth}")
+    assert round(spec.params / 1e6, 1) == millions
 
 
 def test_wide_basic_projection_whenever_channels_change():

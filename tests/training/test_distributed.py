@@ -59,6 +59,7 @@ def test_smoke_run_writes_a_complete_run_folder(tmp_path):
     assert again.steps == 6 and again.resumed_from_step == 6
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_cpu_devices(tmp_path):
     result = run_cli("train", "--smoke", "--strategy", "mirrored", "--cpu-devices", "2",
                      "--run-dir", str(tmp_path / "run"))
@@ -69,6 +70,7 @@ def test_mirrored_strategy_over_two_cpu_devices(tmp_path):
     assert metrics(tmp_path / "run")[-1]["step"] == 6
 
 
+@pytest.mark.slow
 def test_xla_asked_for_where_it_cannot_run_is_refused_before_anything_is_written(tmp_path):
     result = run_cli("train", "--smoke", "--strategy", "mirrored", "--cpu-devices", "2", "--xla",
                      "--run-dir", str(tmp_path / "run"))
@@ -184,7 +186,8 @@ def test_model_names_are_normalised_so_a_run_resumes_whatever_the_spelling(smoke
 
 
 @pytest.mark.parametrize("options", [
-    ["--precision", "mixed_bfloat16", "--xla"],
+    ["--precision", "mixed_bfloat16", "--no-xla"],
+    pytest.param(["--precision", "mixed_bfloat16", "--xla"], marks=pytest.mark.slow),
     ["--precision", "mixed_float16", "--no-xla"],
     ["--zca", "--dataset", "FOLDER", "--no-xla"],
 ])

@@ -29,6 +29,7 @@ def jax_train(*args, timeout=900):
 
 
 @needs_jax
+@pytest.mark.slow
 def test_a_jax_smoke_run_writes_a_run_folder_tensorflow_reads(tmp_path):
     run_dir = tmp_path / "run"
     result = jax_train("--smoke", "--run-dir", run_dir)
@@ -55,6 +56,7 @@ def test_a_jax_smoke_run_writes_a_run_folder_tensorflow_reads(tmp_path):
 
 
 @needs_jax
+@pytest.mark.slow
 def test_distribution_options_need_tensorflow(tmp_path):
     result = jax_train("--smoke", "--strategy", "mirrored", "--run-dir", tmp_path / "run", timeout=120)
     assert result.returncode == 1

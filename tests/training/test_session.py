@@ -30,7 +30,7 @@ def run_with(trainer, config):
     return trainer_class(config, data.get_dataset_spec("digits"), verbose=False).run()
 
 
-@pytest.mark.parametrize("trainer", ["tf.distribute", "keras-fit"])
+@pytest.mark.parametrize("trainer", ["tf.distribute", pytest.param("keras-fit", marks=pytest.mark.slow)])
 def test_a_finished_run_is_trained_longer_when_only_its_epochs_grow(tmp_path, trainer):
     run_dir = tmp_path / "run"
     first = run_with(trainer, short_run(run_dir, 1))

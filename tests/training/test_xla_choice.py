@@ -65,7 +65,7 @@ def test_a_float32_run_on_a_cpu_with_native_bfloat16_says_so(tmp_path, monkeypat
     (tmp_path / "cpuinfo").write_text(ZEN4)
     cpu = provenance.cpu(str(tmp_path / "cpuinfo"))
     monkeypatch.setattr(provenance, "cpu", lambda: cpu)
-    train(TrainConfig.from_preset("digits", run_dir=str(tmp_path / "run"), epochs=1, xla=False))
+    train(TrainConfig.from_preset("digits", run_dir=str(tmp_path / "run"), epochs=1, batch_size=337, xla=False))
     hint = [line for line in capsys.readouterr().out.splitlines() if "bfloat16 natively" in line]
     assert len(hint) == 1 and "--precision mixed_bfloat16" in hint[0]
 
