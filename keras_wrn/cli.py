@@ -23,6 +23,7 @@ from keras_wrn.errors import KerasWRNError
 from keras_wrn.export import FORMATS
 from keras_wrn.export.tflite import QUANTIZATIONS
 from keras_wrn.models import registry
+from keras_wrn.data.download import MIRROR_ENV
 from keras_wrn.training.config import PRECISIONS, STRATEGIES
 from keras_wrn.training.evaluate import WEIGHT_CHOICES
 
@@ -188,6 +189,11 @@ def _fail_cleanly(error):
 @click.option("--seed", type=int, help="Random seed (data order, augmentation, init).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; default runs/DATASET-MODEL.")
 @click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
+@click.option("--download/--no-download", default=True, show_default=True,
+              help="Download and prepare a missing cifar10, cifar100 or svhn first (tensorflow-datasets' builders, "
+                   "checksums checked); --no-download fails at once instead.")
+@click.option("--data-mirror", metavar="URL", envvar=MIRROR_ENV,
+              help=f"An HTTP mirror holding the datasets' original files under their own names (or {MIRROR_ENV}).")
 @click.option("--strategy", type=click.Choice(STRATEGIES),
               help="tf.distribute strategy; multi-worker reads TF_CONFIG.  [default: auto]")
 @click.option("--tpu", help="TPU name or address for --strategy tpu.")
@@ -229,6 +235,37 @@ def train_command(lr_boundaries, **options):
         f"test error {100 * result.test_error:.2f}% (best {100 * result.best_test_error:.2f}%). "
         f"Run folder: {result.run_dir}"
     )
+
+
+@main.command("prepare")
+@click.argument("datasets", nargs=-1, required=True, metavar="DATASET...")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="tensorflow-datasets folder to prepare into.  [default: TFDS_DATA_DIR or ~/tensorflow_datasets]")
+@click.option("--data-mirror", metavar="URL", envvar=MIRROR_ENV,
+              help=f"An HTTP mirror holding the datasets' original files under their own names (or {MIRROR_ENV}).")
+def prepare_command(datasets, data_dir, data_mirror):
+    """Download and prepare DATASET... (cifar10, cifar100, svhn) for training,
+    and nothing else: for machines whose compute nodes have no network.
+
+    Run it where there is network, then copy the prepared folders (DATA_DIR/cifar10/,
+    DATA_DIR/svhn_cropped/, ...; the downloads/ folder is not needed) into the
+    compute nodes' data folder, e.g. `rsync -a ~/tensorflow_datasets/svhn_cropped node:tensorflow_datasets/`,
+    and train there with --data-dir (or TFDS_DATA_DIR) and --no-download. It says
+    how much will be downloaded and how much disk it needs first, and refuses at
+    once when the disk cannot hold it or the hosts do not answer.
+    """
+    from keras_wrn import data
+
+    try:
+        for name in datasets:
+            spec = data.get_dataset_spec(name)
+            if not spec.tfds_name:
+                raise click.BadParameter(f"{name} is not a tensorflow-datasets dataset: use cifar10, cifar100 or svhn",
+                                         param_hint="DATASET")
+            root = data.prepare(spec, data_dir, mirror=data_mirror, log=click.echo)
+            click.echo(f"{spec.name} is ready in {root}/{spec.tfds_name}.")
+    except KerasWRNError as error:
+        _fail_cleanly(error)
 
 
 @main.command("evaluate")

@@ -1,7 +1,8 @@
-"""Input data: datasets, tf.data pipelines and the paper's preprocessing.
+"""Input data: datasets, their download, tf.data pipelines and the paper's
+preprocessing.
 
-`augment` is pure Keras; `datasets` and `pipeline` import TensorFlow (and
-tensorflow-datasets) only inside the functions that need them.
+`augment` is pure Keras; `datasets`, `download` and `pipeline` import
+TensorFlow (and tensorflow-datasets) only inside the functions that need them.
 """
 
 from keras_wrn._lazy import lazy_exports
@@ -20,6 +21,10 @@ _EXPORTS = {
     "get_dataset_spec": "datasets",
     "load_split": "datasets",
     "unpacked": "datasets",
+    "from_tfds": "datasets",
+    "DownloadError": "download",
+    "MIRROR_ENV": "download",
+    "prepare": "download",
     "batches": "pipeline",
     "evaluation_batches": "pipeline",
     "steps_per_epoch": "pipeline",

@@ -45,6 +45,7 @@ class DatasetSpec:
     crop_padding: int = 0
     tfds_name: str | None = None
     manual_download: bool = False
+    prepared_bytes: int = 0  # the prepared tfds dataset (the TFDS catalog's "Dataset size")
     description: str = ""
 
     def normalization(self):
@@ -59,17 +60,17 @@ DATASETS = {
     for spec in (
         DatasetSpec(
             "cifar10", 10, 32, 3, "train", "test", CIFAR_MEAN, CIFAR_STD,
-            flip=True, crop_padding=4, tfds_name="cifar10",
+            flip=True, crop_padding=4, tfds_name="cifar10", prepared_bytes=int(132.40 * 2**20),
             description="CIFAR-10, mean/std, flip + 4-pixel reflect-padded crop",
         ),
         DatasetSpec(
             "cifar100", 100, 32, 3, "train", "test", CIFAR_MEAN, CIFAR_STD,
-            flip=True, crop_padding=4, tfds_name="cifar100",
+            flip=True, crop_padding=4, tfds_name="cifar100", prepared_bytes=int(132.03 * 2**20),
             description="CIFAR-100, as CIFAR-10",
         ),
         DatasetSpec(
             "svhn", 10, 32, 3, "train+extra", "test", *UNIT_SCALE,
-            tfds_name="svhn_cropped",
+            tfds_name="svhn_cropped", prepared_bytes=int(1.09 * 2**30),
             description="SVHN train + extra (604k images), pixels / 255, no augmentation",
         ),
         DatasetSpec(
@@ -260,10 +261,11 @@ def load_split(spec, split, *, data_dir=None, training=False):
     `data_dir` may be an archive of image folders (`unpacked`).
 
     Raises DataNotFoundError within seconds when the data is not prepared,
-    saying where it looked and how to get it; never downloads.
+    saying where it looked and how to get it; never downloads
+    (`data.download.prepare` does).
     """
     data_dir = unpacked(data_dir)
-    if spec.tfds_name and data_dir and is_image_folder_copy(spec, data_dir):
+    if not from_tfds(spec, data_dir) and spec.tfds_name:
         return _load_folder(spec, split, data_dir=data_dir, training=training)
     loader: Callable = (
         _load_digits if spec.name == "digits"
@@ -272,6 +274,14 @@ def load_split(spec, split, *, data_dir=None, training=False):
     )
     tfds_split = {"train": spec.train_split, "test": spec.test_split}.get(split, split)
     return loader(spec, tfds_split, data_dir=data_dir, training=training)
+
+
+def from_tfds(spec, data_dir=None):
+    """Whether `spec`'s splits come from tensorflow-datasets (and not from
+    the digits, an image folder, or a copy of the dataset as image files in
+    `data_dir`)."""
+    data_dir = unpacked(data_dir)
+    return bool(spec.tfds_name) and not (data_dir and is_image_folder_copy(spec, data_dir))
 
 
 def is_image_folder_copy(spec, root):
@@ -367,7 +377,8 @@ def _load_digits(spec, split, *, data_dir=None, training=False):
     )
 
 
-def _missing_tfds_message(spec, data_dir):
+def missing_tfds_message(spec, data_dir):
+    """What a missing tfds dataset says: where it looked and how to get it."""
     where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
     if spec.manual_download:
         how = (
@@ -376,17 +387,11 @@ def _missing_tfds_message(spec, data_dir):
             f"`python -c \"import tensorflow_datasets as tfds; "
             f"tfds.builder('{spec.tfds_name}', data_dir='{where}').download_and_prepare()\"`"
         )
-    else:
-        how = (
-            f"prepare it on a machine with network access with `python -c \"import "
-            f"tensorflow_datasets as tfds; tfds.builder('{spec.tfds_name}', "
-            f"data_dir='{where}').download_and_prepare()\"` and copy the folder here, "
-            f"or pass --data-dir with the folder that holds {spec.tfds_name}/"
-        )
-    return (
-        f"Dataset {spec.name} ({spec.tfds_name}) was not found in {where}. keras-wrn "
-        f"never downloads while training; {how}."
-    )
+        return f"Dataset {spec.name} ({spec.tfds_name}) was not found in {where}. {how}."
+    return (f"Dataset {spec.name} ({spec.tfds_name}) was not found in {where}. Run `keras-wrn prepare {spec.name}` "
+            f"to download and prepare it (`keras-wrn train` does so itself unless --no-download); on a machine "
+            f"without network, prepare it on one with network and copy {spec.tfds_name}/ here, or pass --data-dir "
+            f"with the folder that holds it.")
 
 
 def _load_tfds(spec, split, *, data_dir=None, training=False):
@@ -400,7 +405,7 @@ def _load_tfds(spec, split, *, data_dir=None, training=False):
             split=split, as_supervised=True, shuffle_files=training, read_config=read_config
         )
     except AssertionError as error:  # tfds' "could not find data" (download=False)
-        raise DataNotFoundError(_missing_tfds_message(spec, data_dir)) from error
+        raise DataNotFoundError(missing_tfds_message(spec, data_dir)) from error
     split_info = builder.info.splits
     try:
         num_examples = split_info[split].num_examples

@@ -61,6 +61,8 @@ class TrainConfig:
     model: str = "wrn-16-4"
     run_dir: str = "runs/digits-wrn-16-4"
     data_dir: str | None = None
+    download: bool = True  # download and prepare a missing tfds dataset (data.download)
+    data_mirror: str | None = None  # an HTTP mirror of the datasets' original files
     epochs: int = 5
     batch_size: int = 64  # global, across all replicas
     learning_rate: float = 0.1

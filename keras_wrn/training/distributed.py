@@ -82,6 +82,8 @@ class DistributedTrainer(Trainer):
             raise InvalidArgumentError(
                 f"The global batch size {self.batch_size} cannot be split evenly over {self.replicas} replicas; "
                 f"use a multiple of {self.replicas}.")
+        if data.from_tfds(spec, config.data_dir):
+            data.prepare(spec, config.data_dir, download=config.download, mirror=config.data_mirror, log=self.log)
         self.train_split = data.load_split(spec, "train", data_dir=config.data_dir, training=True)
         self.test_split = data.load_split(spec, "test", data_dir=config.data_dir)
         self.steps_per_epoch = SMOKE_STEPS if config.smoke else data.steps_per_epoch(self.train_split,

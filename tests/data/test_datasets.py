@@ -96,7 +96,7 @@ def test_missing_data_fails_fast_with_directions(tmp_path):
         data.load_split(data.get_dataset_spec("cifar10"), "train", data_dir=str(empty))
     assert time.monotonic() - start < 10
     message = str(error.value)
-    assert str(empty) in message and "download_and_prepare" in message and "--data-dir" in message
+    assert str(empty) in message and "keras-wrn prepare cifar10" in message and "--data-dir" in message
     assert not empty.exists() or not any(empty.iterdir())
     with pytest.raises(data.DataNotFoundError, match="manual download"):
         data.load_split(data.get_dataset_spec("imagenet"), "train", data_dir=str(empty))

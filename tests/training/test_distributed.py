@@ -153,7 +153,7 @@ def test_killed_run_resumes_to_the_same_step_count_and_learning_rate(tmp_path):
     (["--model", "wrn-28-11"], "Unknown model 'wrn-28-11'"),
     (["--strategy", "mirrored", "--cpu-devices", "2", "--batch-size", "3"],
      "cannot be split evenly over 2 replicas"),
-    (["--dataset", "cifar10", "--data-dir", "NO_DATA"], "was not found in"),
+    (["--dataset", "cifar10", "--data-dir", "NO_DATA", "--no-download"], "was not found in"),
     (["--model", "wrn-50-2-bottleneck"], "at least 32x32"),
     (["--lr-boundaries", "5,3"], "lr_boundaries must be increasing epoch numbers >= 2"),
     (["--lr-boundaries", "0"], "Received: lr_boundaries=0"),
