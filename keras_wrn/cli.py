@@ -195,10 +195,13 @@ def _fail_cleanly(error):
 @click.option("--data-mirror", metavar="URL", envvar=MIRROR_ENV,
               help=f"An HTTP mirror holding the datasets' original files under their own names (or {MIRROR_ENV}).")
 @click.option("--strategy", type=click.Choice(STRATEGIES),
-              help="tf.distribute strategy; multi-worker reads TF_CONFIG.  [default: auto]")
-@click.option("--tpu", help="TPU name or address for --strategy tpu.")
+              help="Devices to train on. TensorFlow: the tf.distribute strategy (multi-worker reads TF_CONFIG). "
+                   "JAX: Keras' DataParallel; auto = every device (of every host under a multi-host start, "
+                   "KERAS_DISTRIBUTION_*), one-device, mirrored = this host's devices, multi-worker = every "
+                   "host's. PyTorch: one device.  [default: auto]")
+@click.option("--tpu", help="TPU name or address for --strategy tpu (TensorFlow).")
 @click.option("--cpu-devices", type=click.IntRange(min=1),
-              help="Split the CPU into N logical devices (mirrored training without a GPU).")
+              help="Split the CPU into N devices (training on several devices without a GPU, for testing).")
 @click.option("--precision", type=click.Choice(PRECISIONS),
               help=f"Keras dtype policy.  [default: {PRECISIONS[0]}]")
 @click.option("--xla/--no-xla", default=None,

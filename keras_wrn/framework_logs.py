@@ -30,6 +30,7 @@ FRAMEWORK_LINE = re.compile(
     r"|To enable the following instructions: .*rebuild TensorFlow"
     r"|INFO: Created TensorFlow Lite (?:XNNPACK )?delegate"
     r"|fully_quantize: \d+, inference_type: \d+"
+    r"|\[Gloo\] Rank \d+ is connected to"
     r"|(?:DEBUG|INFO|WARNING|ERROR):(?:tensorflow|absl|jax|h5py)[.:]"
     r")"
 )
@@ -37,6 +38,7 @@ FRAMEWORK_LOGGERS = ("tensorflow", "absl", "jax", "jax._src.xla_bridge", "h5py")
 FRAMEWORK_MODULES = r"(tensorflow|tf_keras|keras|absl|jax|tensorflow_datasets|h5py)(\..*)?"
 
 _installed = False
+_restore = None
 
 
 def verbose_requested(argv=None):
@@ -89,7 +91,17 @@ def _filter_descriptor_2():
         os.dup2(terminal, 2)  # closes the pipe's last writer: the thread sees EOF
         thread.join(timeout=2)
 
+    global _restore
+    _restore = restore
     atexit.register(restore)
+
+
+def flush():
+    """Forwards what is still in the filter to the terminal and gives
+    descriptor 2 back: for a process about to end without `atexit`
+    (`os._exit`). Nothing when the filter is not installed."""
+    if _restore is not None:
+        _restore()
 
 
 def _forward(read_end, terminal):

@@ -27,6 +27,8 @@ SEEN = [
     # LiteRT and the TFLite converter, during `keras-wrn export --format tflite` and the benchmark.
     "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
     "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: UINT8",
+    # JAX's CPU collectives (gloo) in a multi-host run under JAX.
+    "[Gloo] Rank 0 is connected to 1 peer ranks. Expected number of connected peer ranks is : 1",
 ]
 OURS = [
     "Training wrn-16-4 on digits: 1 replica(s), batch 2, float32, XLA on.",

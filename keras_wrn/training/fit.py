@@ -18,6 +18,7 @@ redoes the epoch it was in, with that epoch's data order, ending with the
 optimizer steps and learning rate of an uninterrupted run.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -40,10 +41,12 @@ class ShuffledBatches(keras.utils.PyDataset):
     The order of epoch e is a permutation drawn from `(seed, e)`, the last
     `len(labels) % batch_size` examples of each permutation are left out, so
     every step has the same shape (no recompilation for a partial batch) and
-    every example is seen about equally often.
+    every example is seen about equally often. `share` `(start, stop)` keeps
+    those rows of each global batch: a process's part of a multi-host run
+    (`distribution.Placement.share`).
     """
 
-    def __init__(self, images, labels, batch_size, seed=0, **kwargs):
+    def __init__(self, images, labels, batch_size, seed=0, share=None, **kwargs):
         super().__init__(**kwargs)
         if len(images) != len(labels):
             raise InvalidArgumentError(f"{len(images)} images but {len(labels)} labels.")
@@ -51,6 +54,7 @@ class ShuffledBatches(keras.utils.PyDataset):
             raise InvalidArgumentError(f"batch_size={batch_size} is larger than the {len(labels)} examples.")
         self.images, self.labels = images, labels
         self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+        self.share = share or (0, batch_size)
         self._order = self._permutation()
 
     def _permutation(self):
@@ -60,7 +64,8 @@ class ShuffledBatches(keras.utils.PyDataset):
         return len(self.labels) // self.batch_size
 
     def __getitem__(self, index):
-        take = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        start, stop = self.share
+        take = self._order[index * self.batch_size + start:index * self.batch_size + stop]
         return self.images[take], self.labels[take]
 
     def on_epoch_end(self):
@@ -72,11 +77,36 @@ class ShuffledBatches(keras.utils.PyDataset):
         self._order = self._permutation()
 
 
+class EvaluationBatches(keras.utils.PyDataset):
+    """The whole test split in batches of one size, `(images, labels,
+    weights)`: the last batch is padded with blank images of weight 0, so
+    that every batch splits evenly over the devices and the weighted metrics
+    count each real image once. `share` as `ShuffledBatches`."""
+
+    def __init__(self, images, labels, batch_size, share=None, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.share = share or (0, batch_size)
+
+    def __len__(self):
+        return -(-len(self.labels) // self.batch_size)
+
+    def __getitem__(self, index):
+        start, stop = self.share
+        rows = np.arange(index * self.batch_size + start, index * self.batch_size + stop)
+        real = rows < len(self.labels)
+        take = np.where(real, rows, 0)
+        images = np.where(real[:, None, None, None], self.images[take], 0).astype(self.images.dtype)
+        return images, np.where(real, self.labels[take], 0), real.astype("float32")
+
+
 def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None):
     """`(trainer, net)`: the registered network `net` (logits) behind the
     paper's augmentation and normalisation, as one compiled Keras model
     taking uint8 (or float 0-255) images `(N, H, W, C)` and int labels, with
-    TorchSGD on the recipe's step schedule and cross-entropy on logits.
+    TorchSGD on the recipe's step schedule and cross-entropy on logits. Its
+    metrics, `accuracy` and `xent` (the cross-entropy), honour sample weights,
+    so padded evaluation batches (`EvaluationBatches`) are exact.
 
     Sets the global dtype policy to `config.precision` (in
     `build_training_objects`; mixed precision keeps float32 weights and
@@ -89,7 +119,9 @@ def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None):
     size, channels = spec.image_size, spec.channels
     trainer = keras.Sequential([keras.Input((size, size, channels)), preprocess, net], name=f"fit_{net.name}")
     trainer.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=["accuracy"], jit_compile=jit_compile)
+                    weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                                      keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent")],
+                    jit_compile=jit_compile)
     return trainer, net
 
 
@@ -125,8 +157,18 @@ class EpochRecords(keras.callbacks.Callback):
             epoch=epoch + 1, step=step, learning_rate=float(rate), train_loss=float(logs["loss"]),
             train_error=1.0 - float(logs["accuracy"]), epoch_seconds=round(seconds, 3),
             images_per_second=round(self.images_per_epoch / seconds, 1),
-            test_loss=float(logs["val_loss"]) if tested else None,
+            test_loss=float(logs.get("val_xent", logs.get("val_loss"))) if tested else None,
             test_error=1.0 - float(logs["val_accuracy"]) if tested else None))
+
+
+@contextlib.contextmanager
+def _without_distribution():
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
 
 
 def devices(backend):
@@ -144,24 +186,38 @@ def devices(backend):
 
 
 class FitTrainer(Trainer):
-    """Phases: `prepare` (in-memory arrays, batch, steps), `settle` (XLA on
-    unless --no-xla), `build` (the compiled trainer model, restored from the
-    newest intact `epoch-N.weights.h5`), `train_epochs` (one `fit` call whose
-    epoch ends write the run folder's files, then the checkpoint)."""
+    """Phases: `prepare` (devices, in-memory arrays, batch, steps), `settle`
+    (XLA on unless --no-xla), `build` (the compiled trainer model under Keras'
+    data-parallel distribution when there are several devices, restored from
+    the newest intact `epoch-N.weights.h5`), `train_epochs` (one `fit` call
+    whose epoch ends write the checkpoint, then the run folder's files)."""
 
     name = "keras-fit"
 
     def prepare(self):
         from keras_wrn import data
+        from keras_wrn.training import distribution
 
         config, backend = self.config, keras.backend.backend()
-        if config.strategy not in ("auto", "one-device") or config.cpu_devices or config.tpu:
+        if backend == "jax":
+            self.placement = distribution.place(config.strategy, config.cpu_devices, config.tpu, log=self.log)
+        elif config.strategy not in ("auto", "one-device") or config.cpu_devices or config.tpu:
             raise InvalidArgumentError(
-                f"tf.distribute strategies (--strategy {config.strategy}, --cpu-devices, --tpu) need "
-                f"KERAS_BACKEND=tensorflow; under {backend}, keras-wrn trains on one device with Keras fit.")
+                f"Under {backend}, keras-wrn trains on one device; --strategy {config.strategy}"
+                f"{', --cpu-devices' if config.cpu_devices else ''}{', --tpu' if config.tpu else ''} needs a route that "
+                f"scales: KERAS_BACKEND=jax (Keras' data-parallel distribution over every device and host) or "
+                f"KERAS_BACKEND=tensorflow (tf.distribute: mirrored, multi-worker, TPU).")
+        else:
+            self.placement = distribution.Placement(devices=("default",))
+        self.chief = self.placement.chief
+        if config.xla is False and self.placement.replicas > 1:
+            raise InvalidArgumentError(
+                f"Under JAX, a step over {self.placement.replicas} devices runs compiled by XLA (uncompiled, its "
+                f"collectives deadlock): leave out --no-xla, or train on one device (--strategy one-device).")
+        self.batch_size = SMOKE_BATCH_PER_REPLICA * self.placement.replicas if config.smoke else config.batch_size
+        distribution.check_batch(self.batch_size, self.placement)
         self.x_train, self.y_train, self.x_test, self.y_test, self.class_names = \
             data.in_memory_arrays(self.spec, config.data_dir)
-        self.batch_size = SMOKE_BATCH_PER_REPLICA if config.smoke else config.batch_size
         if self.batch_size > len(self.y_train):
             raise InvalidArgumentError(
                 f"The global batch size {self.batch_size} is larger than the {len(self.y_train)} training "
@@ -174,9 +230,11 @@ class FitTrainer(Trainer):
 
     def settle(self):
         config = dataclasses.replace(self.config, xla=self.config.xla is not False)  # jit-compiled unless --no-xla
-        return config, {"devices": devices(keras.backend.backend()), "replicas": 1,
-                        "global_batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch,
-                        "class_names": self.class_names}
+        backend = keras.backend.backend()
+        placed = [str(device) for device in self.placement.devices] if backend == "jax" else devices(backend)
+        return config, {"devices": placed, "replicas": self.placement.replicas,
+                        "processes": self.placement.processes, "global_batch_size": self.batch_size,
+                        "steps_per_epoch": self.steps_per_epoch, "class_names": self.class_names}
 
     def training_images(self):
         return self.x_train
@@ -185,14 +243,19 @@ class FitTrainer(Trainer):
         from keras_wrn.training.schedules import epoch_step_decay
 
         config = self.config
+        self._distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
+        if self.placement.replicas > 1:
+            keras.distribution.set_distribution(self.placement.distribution())
         self.model, self.net = build_fit_model(config, self.spec, self.steps_per_epoch, jit_compile=config.xla,
                                                zca=zca)
         self.schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor,
                                          self.steps_per_epoch)
         self.start_epoch = self._restore_newest_intact()
         self.start_step = self.start_epoch * self.steps_per_epoch
-        self.log(f"Training {config.model} on {self.spec.name}: Keras fit on {keras.backend.backend()}, batch "
-                 f"{self.batch_size}, {config.precision}, XLA {'on' if config.xla else 'off'}.")
+        devices = f", {self.placement.replicas} devices" if self.placement.replicas > 1 else ""
+        hosts = f" on {self.placement.processes} hosts" if self.placement.processes > 1 else ""
+        self.log(f"Training {config.model} on {self.spec.name}: Keras fit on {keras.backend.backend()}{devices}{hosts}, "
+                 f"batch {self.batch_size}, {config.precision}, XLA {'on' if config.xla else 'off'}.")
         if self.start_step:
             self.log(f"Resuming {config.run_dir} from step {self.start_step} of "
                      f"{self.steps_per_epoch * self.epochs} (the end of epoch {self.start_epoch}).")
@@ -228,10 +291,23 @@ class FitTrainer(Trainer):
         run_folder.no_intact_checkpoint(run_dir, len(numbers))
         return 0
 
+    def saving(self):
+        """Keras creates a throwaway optimizer variable while it saves; under a
+        multi-host distribution creating a variable is a step every host must
+        take, so the chief, which saves alone, saves with none set."""
+        if keras.backend.backend() != "jax" or self.placement.processes == 1:
+            return contextlib.nullcontext()
+        return _without_distribution()
+
     def _end_epoch(self, record):
         """The epoch's checkpoint with its record first, then the epoch's
         files (`session.end_epoch`), as the tf.distribute trainer: a run
         killed in between writes them from the checkpoint when it resumes."""
+        with self.saving():
+            self._write_epoch(record)
+        self.log(record.summary(self.epochs), flush=True)
+
+    def _write_epoch(self, record):
         if self.session.chief:
             run_dir = self.config.run_dir
             os.makedirs(run_folder.path(run_dir, run_folder.CHECKPOINTS), exist_ok=True)
@@ -241,17 +317,24 @@ class FitTrainer(Trainer):
                 for name in (run_folder.fit_checkpoint(run_dir, old), run_folder.fit_checkpoint_record(run_dir, old)):
                     files.remove(name)
         self.session.end_epoch(record, self.net)
-        self.log(record.summary(self.epochs), flush=True)
 
     def train_epochs(self):
         if self.start_epoch >= self.epochs:
             return
-        batches = ShuffledBatches(self.x_train, self.y_train, self.batch_size, seed=self.config.seed)
+        share = self.placement.share(self.batch_size)
+        batches = ShuffledBatches(self.x_train, self.y_train, self.batch_size, seed=self.config.seed, share=share)
+        replicas = self.placement.replicas
+        evaluation_batch = -(-max(self.batch_size, 256) // replicas) * replicas
+        tests = EvaluationBatches(self.x_test, self.y_test, evaluation_batch,
+                                  share=self.placement.share(evaluation_batch))
         callback = EpochRecords(self._end_epoch, images_per_epoch=self.steps_per_epoch * self.batch_size,
                                 schedule=self.schedule, steps_per_epoch=self.steps_per_epoch, batches=batches)
         self.model.fit(batches, initial_epoch=self.start_epoch, epochs=self.epochs,
-                       steps_per_epoch=self.steps_per_epoch, verbose=0, validation_data=(self.x_test, self.y_test),
-                       validation_batch_size=max(self.batch_size, 256), callbacks=[callback])
+                       steps_per_epoch=self.steps_per_epoch, verbose=0, validation_data=tests, callbacks=[callback])
+
+    def close(self):
+        if keras.backend.backend() == "jax":
+            keras.distribution.set_distribution(getattr(self, "_distribution", None))
 
     def steps_done(self):
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))

@@ -15,6 +15,7 @@ Only the chief (worker 0) writes; the other workers of a multi-worker run
 pass `chief=False` and read.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -266,8 +267,21 @@ class Trainer:
     def steps_done(self):
         raise NotImplementedError
 
+    def close(self):
+        """Gives back what the trainer changed in the process (always called)."""
+
+    def saving(self):
+        """The context the chief writes the run's model files in."""
+        return contextlib.nullcontext()
+
     def run(self):
         """The skeleton; returns a `TrainResult`."""
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self):
         import keras
 
         self.prepare()
@@ -281,7 +295,8 @@ class Trainer:
             zca = session.zca(self.training_images) if self.config.zca else None
             self.build(zca)
             self.train_epochs()
-            session.save_model(self.net)
+            with self.saving():
+                session.save_model(self.net)
             steps = self.steps_done()
             rate = self.schedule(steps - 1) if callable(self.schedule) else self.schedule
             return TrainResult(run_dir=self.config.run_dir, epochs=self.epochs, steps=steps,

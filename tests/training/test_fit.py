@@ -57,14 +57,6 @@ def test_a_jax_smoke_run_writes_a_run_folder_tensorflow_reads(tmp_path):
 
 @needs_jax
 @pytest.mark.slow
-def test_distribution_options_need_tensorflow(tmp_path):
-    result = jax_train("--smoke", "--strategy", "mirrored", "--run-dir", tmp_path / "run", timeout=120)
-    assert result.returncode == 1
-    assert "need KERAS_BACKEND=tensorflow" in result.stderr and "Traceback" not in result.stderr
-
-
-@needs_jax
-@pytest.mark.slow
 def test_the_default_under_jax_killed_and_resumed_learns_as_the_tensorflow_route(tmp_path):
     run_dir = tmp_path / "run"
     args = [*CLI, "train", "--run-dir", str(run_dir)]
