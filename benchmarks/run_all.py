@@ -13,8 +13,9 @@ step under each candidate setting, each in its own process, interleaved.
 Then the oneDNN kernel breakdowns (`benchmarks/onednn_kernels.py`): where
 the training step's time goes in keras-wrn and in the PyTorch reference.
 
-GPU rows come from `benchmarks/gpu_jax.py` (JAX; run it on a GPU machine
-with `--json-out benchmarks/results/gpu-<model>-b<batch>-jax.json`).
+GPU rows come from the GPU kit's `speed` job (`benchmarks/gpu/speed.py`,
+run on a lent GPU: docs/benchmarks.md): its `gpu-speed-*.json` files go into
+benchmarks/results/.
 """
 
 import argparse
@@ -140,18 +141,35 @@ def table(results):
 
 
 def gpu_table(results):
-    rows = ["| model | batch | device | backend, precision | train img/s (min-max) | train TFLOP/s "
-            "| bf16 matmul TFLOP/s (same process) | % of that peak |",
+    """GPU rows: keras-wrn's training route (JAX, bf16, XLA) and, where the
+    speed job measured them, the official PyTorch code eager and compiled
+    (channels_last, bf16 autocast) and the forward passes, with the bf16
+    matrix-product peak of the same run."""
+    rows = ["| model | batch | device | keras-wrn train img/s (min-max) | TFLOP/s, % of the bf16 matmul peak "
+            "| PyTorch eager / compiled train img/s | keras-wrn / fastest PyTorch | infer img/s: keras-wrn / "
+            "PyTorch eager / compiled |",
             "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(results, key=lambda r: (r["model"], r["batch_size"])):
+
+    def rate(r, case):
+        value = r.get("cases", {}).get(case, {}).get("images_per_second")
+        return f"{value:.0f}" if value is not None else "-"
+
+    for r in sorted(results, key=lambda r: (r["date"], r["model"], r["batch_size"])):
+        keras = (f"{r['train_images_per_second']:.0f} ({r['train_images_per_second_min']:.0f}-"
+                 f"{r['train_images_per_second_max']:.0f})" if r.get("train_images_per_second") else "-")
+        ratio = r.get("ratio_to_fastest_torch")
         rows.append(
-            f"| {r['model']} | {r['batch_size']} | {r['device']} | {r['backend']}, {r['settings']['precision']} "
-            f"| {r['train_images_per_second']:.0f} ({r['train_images_per_second_min']:.0f}-"
-            f"{r['train_images_per_second_max']:.0f}) | {r['train_tflops']:.0f} "
-            f"| {r['bf16_matmul_peak_tflops']:.0f} | {100 * r['fraction_of_peak']:.0f}% |")
-    versions = ", ".join(f"{k} {v}" for k, v in results[0]["versions"].items())
-    rows += ["", f"{versions}; {results[0]['date']}."]
-    return "\n".join(rows)
+            f"| {r['model']} | {r['batch_size']} | {r['device']} | {keras} "
+            f"| {r['train_tflops']:.0f} of {r['bf16_matmul_peak_tflops']:.0f}, {100 * r['fraction_of_peak']:.0f}% "
+            f"| {rate(r, 'torch_eager_train')} / {rate(r, 'torch_compiled_train')} "
+            f"| {f'{ratio:.2f}x' if ratio else '-'} "
+            f"| {rate(r, 'keras_infer')} / {rate(r, 'torch_eager_infer')} / {rate(r, 'torch_compiled_infer')} |")
+    notes = []
+    for r in sorted(results, key=lambda r: r["date"]):
+        note = f"{r['date']}, {r['device']}: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + "."
+        if note not in notes:
+            notes.append(note)
+    return "\n".join(rows + [""] + notes)
 
 
 def rewrite_page(text):
@@ -201,7 +219,7 @@ def main():
                      "and interleaved, then each step traced kernel by kernel by oneDNN):\n\n"
                      + kernels_table(kernels, cpu_label))
         if gpu_results:
-            text += "\n\nGPU (`benchmarks/gpu_jax.py`):\n\n" + gpu_table(gpu_results)
+            text += "\n\nGPU (the GPU kit's `speed` job, `benchmarks/gpu/speed.py`):\n\n" + gpu_table(gpu_results)
         rewrite_page(text)
         print(f"docs/benchmarks.md tables rewritten from {len(results) + len(gpu_results) + len(sweeps)} results.")
 

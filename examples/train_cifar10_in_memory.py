@@ -18,39 +18,8 @@ folder per class) or a .tar.gz of one.
 import argparse
 import dataclasses
 import os
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-
-PAPER_EPOCHS, PAPER_BOUNDARIES = 200, (60, 120, 160)
-
-
-def scaled_boundaries(epochs):
-    """The paper's rate drops (60, 120, 160 of 200) at the same fractions of `epochs`."""
-    return tuple(sorted({round(b * epochs / PAPER_EPOCHS) for b in PAPER_BOUNDARIES} - {0, 1}))
-
-
-def epochs_in_budget(config, minutes, images_per_epoch, steps=60):
-    """How many epochs of `config` fit in `minutes`, from the images/s of its
-    compiled step on a throwaway model (a compile and the test passes spared)."""
-    import numpy as np
-
-    from keras_wrn import data
-    from keras_wrn.training.fit import ShuffledBatches, build_fit_model
-
-    started = time.perf_counter()
-    trainer, _ = build_fit_model(config, data.get_dataset_spec(config.dataset), steps_per_epoch=1000)
-    images = np.random.default_rng(0).integers(0, 256, (config.batch_size * steps, 32, 32, 3), dtype="uint8")
-    batches = ShuffledBatches(images, np.zeros(len(images), "int32"), config.batch_size)
-    trainer.fit(batches, epochs=1, verbose=0)  # compiles
-    compile_seconds = time.perf_counter() - started
-    timed = time.perf_counter()
-    trainer.fit(batches, epochs=1, verbose=0)
-    rate = len(images) / (time.perf_counter() - timed)
-    left = 60 * minutes - (time.perf_counter() - started) - 1.5 * compile_seconds - 30
-    epochs = max(1, min(config.epochs, int(left * rate / (1.03 * images_per_epoch))))
-    print(f"probe: {rate:.0f} img/s after a {compile_seconds:.0f} s compile -> {epochs} epochs", flush=True)
-    return epochs
 
 
 def main():
@@ -58,7 +27,7 @@ def main():
     parser.add_argument("--data", required=True, help="CIFAR-10 image folders, or a .tar.gz of them")
     parser.add_argument("--model", default="wrn-16-8")
     parser.add_argument("--out", required=True, help="the run folder (resumed if it holds this run)")
-    parser.add_argument("--epochs", type=int, default=PAPER_EPOCHS)
+    parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--time-budget", type=float, help="minutes for the training, compile included")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--precision", default="mixed_bfloat16")
@@ -66,8 +35,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    from keras_wrn import data
     from keras_wrn.training import run_folder
     from keras_wrn.training.config import TrainConfig
+    from keras_wrn.training.fit import epochs_in_budget, scaled_boundaries
     from keras_wrn.training.trainer import train
 
     config = TrainConfig.from_preset(
@@ -78,7 +49,8 @@ def main():
     if os.path.exists(started):  # resuming: the epochs the budget gave the first time
         epochs = TrainConfig.load(started).epochs
     elif args.time_budget:
-        epochs = epochs_in_budget(config, args.time_budget, images_per_epoch=50_000)  # CIFAR-10's training set
+        epochs, _ = epochs_in_budget(config, data.get_dataset_spec("cifar10"), 60 * args.time_budget,
+                                     images_per_epoch=50_000)  # CIFAR-10's training set
     else:
         epochs = args.epochs
     result = train(dataclasses.replace(config, epochs=epochs, lr_boundaries=scaled_boundaries(epochs)))

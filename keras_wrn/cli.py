@@ -19,11 +19,11 @@ from rich.table import Table
 
 from keras_wrn import framework_logs
 from keras_wrn._version import __version__
+from keras_wrn.data.download import MIRROR_ENV
 from keras_wrn.errors import KerasWRNError
 from keras_wrn.export import FORMATS
 from keras_wrn.export.tflite import QUANTIZATIONS
 from keras_wrn.models import registry
-from keras_wrn.data.download import MIRROR_ENV
 from keras_wrn.training.config import PRECISIONS, STRATEGIES
 from keras_wrn.training.evaluate import WEIGHT_CHOICES
 

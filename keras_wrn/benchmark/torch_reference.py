@@ -81,50 +81,188 @@ def official_forward(images, params, buffers, depth, training=False):
     return F.linear(o, params["fc.weight"], params["fc.bias"])
 
 
-def training_step(depth, k, num_classes, batch_size, image_size=32, threads=None, seed=0, autocast=None):
-    """A callable running one official training step (forward, cross-entropy,
-    backward, SGD update) on a fixed random batch; `autocast="bfloat16"` runs
-    the forward pass under `torch.autocast` (float32 weights, as Keras'
-    mixed_bfloat16)."""
+def _autocast(device, autocast):
     import contextlib
 
+    import torch
+
+    return torch.autocast(torch.device(device).type, dtype=getattr(torch, autocast)) if autocast \
+        else contextlib.nullcontext()
+
+
+def _placed(tensor, channels_last):
+    import torch
+
+    return tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
+
+
+def training_step(depth, k, num_classes, batch_size, image_size=32, threads=None, seed=0, autocast=None,
+                  device="cpu", channels_last=False, compile=False, read=True):
+    """A callable running one official training step (forward, cross-entropy,
+    backward, SGD update) on a fixed random batch and returning the loss (with
+    `read`, its value, so the step has finished; else the device tensor, for
+    timing many steps with one synchronisation); `autocast="bfloat16"` runs the
+    forward pass under `torch.autocast` (float32 weights, as Keras'
+    mixed_bfloat16); `channels_last` stores images and convolution weights
+    NHWC (tensor cores' layout); `compile` runs the step through
+    `torch.compile`."""
     import torch
     import torch.nn.functional as F
 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    params, buffers = official_params(depth, k, num_classes)
+    params, buffers = official_params(depth, k, num_classes, device=device)
+    if channels_last:
+        for key, value in params.items():
+            if value.dim() == 4:
+                params[key] = value.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
     optimizer = torch.optim.SGD(params.values(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    images = torch.randn(batch_size, 3, image_size, image_size)
-    labels = torch.randint(0, num_classes, (batch_size,))
+    images = _placed(torch.randn(batch_size, 3, image_size, image_size, device=device), channels_last)
+    labels = torch.randint(0, num_classes, (batch_size,), device=device)
 
-    def precision():
-        return torch.autocast("cpu", dtype=getattr(torch, autocast)) if autocast else contextlib.nullcontext()
+    def loss_of(images, labels):
+        with _autocast(device, autocast):
+            return F.cross_entropy(official_forward(images, params, buffers, depth, training=True).float(), labels)
+
+    forward = torch.compile(loss_of) if compile else loss_of
 
     def step():
-        optimizer.zero_grad()
-        with precision():
-            loss = F.cross_entropy(official_forward(images, params, buffers, depth, training=True).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss = forward(images, labels)
         loss.backward()
         optimizer.step()
-        return loss.detach().item()
+        return loss.detach().item() if read else loss.detach()
 
     return step
 
 
-def inference_step(depth, k, num_classes, batch_size, image_size=32, threads=None, seed=0):
-    """A callable running the official forward pass (eval mode, no grad)."""
+def inference_step(depth, k, num_classes, batch_size, image_size=32, threads=None, seed=0, autocast=None,
+                   device="cpu", channels_last=False, compile=False, read=True):
+    """A callable running the official forward pass (eval mode, no grad);
+    `read` as `training_step`."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    params, buffers = official_params(depth, k, num_classes)
-    images = torch.randn(batch_size, 3, image_size, image_size)
+    params, buffers = official_params(depth, k, num_classes, device=device)
+    if channels_last:
+        params = {key: _placed(value.detach(), value.dim() == 4) for key, value in params.items()}
+    images = _placed(torch.randn(batch_size, 3, image_size, image_size, device=device), channels_last)
+
+    def logits(images):
+        with _autocast(device, autocast):
+            return official_forward(images, params, buffers, depth)
+
+    forward = torch.compile(logits) if compile else logits
 
     def step():
         with torch.no_grad():
-            return official_forward(images, params, buffers, depth).sum().item()
+            total = forward(images).float().sum()
+        return total.item() if read else total
 
     return step
+
+
+def augment(images, generator, padding=4):
+    """The official CIFAR augmentation on a batch on any device: 4-pixel
+    reflection padding, a random 32x32 crop and a random horizontal flip per
+    image (torchvision's `Pad(4, padding_mode='reflect')`, `RandomCrop`,
+    `RandomHorizontalFlip`, as `main.py` composes them). NCHW in, NCHW out."""
+    import torch
+    import torch.nn.functional as F
+
+    count, _, height, width = images.shape
+    padded = F.pad(images, (padding,) * 4, mode="reflect")
+    offsets = torch.randint(0, 2 * padding + 1, (count, 2), generator=generator, device=images.device)
+    rows = (offsets[:, :1] + torch.arange(height, device=images.device))[:, None, :, None]
+    columns = (offsets[:, 1:] + torch.arange(width, device=images.device))[:, None, None, :]
+    batch = torch.arange(count, device=images.device)[:, None, None, None]
+    channel = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+    cropped = padded[batch, channel, rows, columns]
+    flip = torch.rand(count, generator=generator, device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], cropped.flip(3), cropped)
+
+
+def official_cifar_training(train_images, train_labels, test_images, test_labels, *, depth, k, epochs,
+                            batch_size=128, lr=0.1, epoch_step=(), lr_decay_ratio=0.2, weight_decay=5e-4,
+                            mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7), seed=0, device="cpu",
+                            autocast=None, channels_last=False, nesterov=True, on_epoch=None, keep_going=None):
+    """The official `main.py` training of a CIFAR WRN, from uint8 NHWC numpy
+    arrays held on `device`: SGD (momentum 0.9, weight decay through the
+    optimiser; `nesterov` as the paper and the Lua code, where `main.py`
+    leaves it out), the rate times `lr_decay_ratio` when an epoch of
+    `epoch_step` begins (1-based), with a new optimiser then (its momentum
+    starts again, as `main.py` does), a new shuffle each epoch, the
+    augmentation above, mean/std on pixels 0-255, cross-entropy; the whole
+    test set evaluated after each epoch. `on_epoch(record)` gets each epoch's
+    record; `keep_going()` False stops before the next epoch. Returns
+    `(records, predict)`, `predict(uint8 NHWC)` giving logits of the result."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    classes = int(train_labels.max()) + 1
+    params, buffers = official_params(depth, k, classes, device=device)
+    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
+
+    def to_device(images):
+        return torch.as_tensor(images, device=device).permute(0, 3, 1, 2).contiguous()
+
+    x_train, y_train = to_device(train_images), torch.as_tensor(train_labels, device=device).long()
+    x_test, y_test = to_device(test_images), torch.as_tensor(test_labels, device=device).long()
+
+    def normalised(images):
+        return _placed((images.float() - mean_t) / std_t, channels_last)
+
+    def logits(images, training):
+        with _autocast(device, autocast):
+            return official_forward(normalised(images), params, buffers, depth, training=training).float()
+
+    def create_optimizer(rate):
+        return torch.optim.SGD(params.values(), rate, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
+
+    def predict(images, batch=1000):
+        x = to_device(images)
+        with torch.no_grad():
+            return torch.cat([logits(x[i:i + batch], False) for i in range(0, len(x), batch)]).cpu().numpy()
+
+    rate, optimizer, records = lr, create_optimizer(lr), []
+    steps_per_epoch = len(x_train) // batch_size
+    for epoch in range(1, epochs + 1):
+        if keep_going is not None and not keep_going():
+            break
+        if epoch in epoch_step:
+            rate *= lr_decay_ratio
+            optimizer = create_optimizer(rate)
+        started, loss_sum, wrong = time.perf_counter(), torch.zeros((), device=device), torch.zeros((), device=device)
+        order = torch.randperm(len(x_train), generator=generator, device=device)
+        for step in range(steps_per_epoch):
+            take = order[step * batch_size:(step + 1) * batch_size]
+            images, labels = augment(x_train[take], generator), y_train[take]
+            out = logits(images, True)
+            loss = F.cross_entropy(out, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            wrong += (out.argmax(1) != labels).sum()
+        train_loss, train_wrong = float(loss_sum) / steps_per_epoch, float(wrong)
+        seconds = time.perf_counter() - started
+        with torch.no_grad():
+            test_logits = torch.cat([logits(x_test[i:i + 1000], False) for i in range(0, len(x_test), 1000)])
+            test_loss = float(F.cross_entropy(test_logits, y_test))
+            test_error = float((test_logits.argmax(1) != y_test).float().mean())
+        record = {"epoch": epoch, "step": epoch * steps_per_epoch, "learning_rate": rate, "train_loss": train_loss,
+                  "train_error": train_wrong / (steps_per_epoch * batch_size), "test_loss": test_loss,
+                  "test_error": test_error, "epoch_seconds": round(seconds, 3),
+                  "images_per_second": round(steps_per_epoch * batch_size / seconds, 1)}
+        records.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return records, predict

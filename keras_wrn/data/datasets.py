@@ -7,6 +7,7 @@ Every source yields `(image, label)` pairs: uint8 images `(H, W, C)` on the
 is imported inside the functions that build tf.data pipelines.
 """
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -210,6 +211,21 @@ def _archive_digest(path, size, mtime_ns):
     return sha256_file(path)[:16]
 
 
+def _archive_cache(data_dir):
+    """`(name, folder)`: an archive's name without its suffix and the cache
+    folder it unpacks to, named by its content (`NAME-SHA256[:16]`)."""
+    from keras_wrn.cache import cache_dir
+
+    if not os.path.isfile(data_dir):
+        raise DataNotFoundError(f"No such archive: {data_dir!r}. Pass a folder or a .tar.gz of train/ and test/.")
+    name = os.path.basename(data_dir)
+    for suffix in ARCHIVE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    stat = os.stat(data_dir)
+    digest = _archive_digest(os.path.abspath(data_dir), stat.st_size, stat.st_mtime_ns)
+    return name, cache_dir("data", f"{name}-{digest}")
+
+
 def unpacked(data_dir):
     """`data_dir` itself, or, for an archive (`.tar.gz`, `.tgz`, `.tar`) of a
     dataset stored as image files (e.g. `cifar10-jpeg.tar.gz`), the folder it
@@ -222,15 +238,8 @@ def unpacked(data_dir):
     import tarfile
 
     from keras_wrn import files
-    from keras_wrn.cache import cache_dir
 
-    if not os.path.isfile(data_dir):
-        raise DataNotFoundError(f"No such archive: {data_dir!r}. Pass a folder or a .tar.gz of train/ and test/.")
-    name = os.path.basename(data_dir)
-    for suffix in ARCHIVE_SUFFIXES:
-        name = name.removesuffix(suffix)
-    stat = os.stat(data_dir)
-    target = cache_dir("data", f"{name}-{_archive_digest(os.path.abspath(data_dir), stat.st_size, stat.st_mtime_ns)}")
+    name, target = _archive_cache(data_dir)
     if not os.path.isdir(target):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         files.remove_stale(os.path.dirname(target))  # what a killed unpack left
@@ -348,8 +357,18 @@ def in_memory_arrays(spec, data_dir=None):
     without TensorFlow (the Keras `fit` route on JAX and PyTorch): the
     digits, an image folder, or a dataset stored as image files in
     `data_dir` (`train/` and `test/`, a folder per class, e.g. CIFAR-10, or
-    an archive of them)."""
+    an archive of them). An archive's images are decoded once and kept as
+    arrays beside its unpacked folder in the cache (`NAME-SHA256[:16].decoded-
+    SIZE.npz`): named by the archive's content, it never goes stale."""
+    import numpy as np
+
+    archive = bool(data_dir) and str(data_dir).endswith(ARCHIVE_SUFFIXES)
+    decoded = f"{_archive_cache(data_dir)[1]}.decoded-{spec.image_size}.npz" if archive else None
     data_dir = unpacked(data_dir)
+    if decoded and os.path.exists(decoded):
+        with np.load(decoded) as stored:
+            return (stored["x_train"], stored["y_train"], stored["x_test"], stored["y_test"],
+                    [str(name) for name in stored["class_names"]])
     if spec.name == "digits":
         return (*digits_arrays(), [str(i) for i in range(10)])
     if spec.tfds_name is None:
@@ -363,7 +382,14 @@ def in_memory_arrays(spec, data_dir=None):
             f"KERAS_BACKEND=tensorflow, which reads tensorflow-datasets.")
     x_train, y_train = read_image_arrays(root, "train", spec.image_size)
     x_test, y_test = read_image_arrays(root, "test", spec.image_size)
-    return x_train, y_train, x_test, y_test, _class_names(os.path.join(root, "train"))
+    class_names = _class_names(os.path.join(root, "train"))
+    if decoded:
+        from keras_wrn import files
+
+        with contextlib.suppress(OSError), files.atomic_path(decoded) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                     class_names=np.array(class_names))
+    return x_train, y_train, x_test, y_test, class_names
 
 
 def _load_digits(spec, split, *, data_dir=None, training=False):

@@ -142,6 +142,8 @@ class DistributedTrainer(Trainer):
         for epoch in range(self.step // self.steps_per_epoch, self.epochs):
             stats = self._train_epoch(epoch)
             self._end_epoch(epoch, stats, self._evaluate())
+            if self.stop_when():
+                break
         if not self.chief:
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
 

@@ -111,7 +111,8 @@ def read_multi_host():
             f"{PROCESS_ID} must be 0 to {processes - 1} for {NUM_PROCESSES}={processes} (each host its own, 0 the "
             f"coordinator). Received: {PROCESS_ID}={process_id}")
     if ":" not in addresses[0]:
-        raise InvalidArgumentError(f"{JOB_ADDRESSES} must give the coordinator as host:port. Received: {addresses[0]!r}")
+        raise InvalidArgumentError(
+            f"{JOB_ADDRESSES} must give the coordinator as host:port. Received: {addresses[0]!r}")
     return addresses[0], processes, process_id
 
 

@@ -100,6 +100,37 @@ class EvaluationBatches(keras.utils.PyDataset):
         return images, np.where(real, self.labels[take], 0), real.astype("float32")
 
 
+PAPER_EPOCHS, PAPER_BOUNDARIES = 200, (60, 120, 160)  # the CIFAR recipe's rate drops (x0.2)
+
+
+def scaled_boundaries(epochs, paper_epochs=PAPER_EPOCHS, paper_boundaries=PAPER_BOUNDARIES):
+    """The paper's rate drops (60, 120, 160 of 200 epochs) at the same
+    fractions of `epochs`: `scaled_boundaries(30) == (9, 18, 24)`."""
+    return tuple(sorted({round(b * epochs / paper_epochs) for b in paper_boundaries} - {0, 1}))
+
+
+def epochs_in_budget(config, spec, seconds, images_per_epoch, *, steps=60, log=print):
+    """How many epochs of `config` fit in `seconds` (at most `config.epochs`),
+    from the images/s of its compiled step measured on a throwaway model and
+    random pixels (a compile, and the test passes, spared): the time budget of
+    a run on a lent GPU. Returns `(epochs, images_per_second)`."""
+    started = time.perf_counter()
+    trainer, _ = build_fit_model(config, spec, steps_per_epoch=1000)
+    size, channels = spec.image_size, spec.channels
+    images = np.random.default_rng(0).integers(0, 256, (config.batch_size * steps, size, size, channels),
+                                               dtype="uint8")
+    batches = ShuffledBatches(images, np.zeros(len(images), "int32"), config.batch_size)
+    trainer.fit(batches, epochs=1, verbose=0)  # compiles
+    compile_seconds = time.perf_counter() - started
+    timed = time.perf_counter()
+    trainer.fit(batches, epochs=1, verbose=0)
+    rate = len(images) / (time.perf_counter() - timed)
+    left = seconds - (time.perf_counter() - started) - 1.5 * compile_seconds - 30
+    epochs = max(1, min(config.epochs, int(left * rate / (1.03 * images_per_epoch))))
+    log(f"probe: {rate:.0f} img/s after a {compile_seconds:.0f} s compile -> {epochs} epochs")
+    return epochs, rate
+
+
 def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None):
     """`(trainer, net)`: the registered network `net` (logits) behind the
     paper's augmentation and normalisation, as one compiled Keras model
@@ -204,8 +235,8 @@ class FitTrainer(Trainer):
         elif config.strategy not in ("auto", "one-device") or config.cpu_devices or config.tpu:
             raise InvalidArgumentError(
                 f"Under {backend}, keras-wrn trains on one device; --strategy {config.strategy}"
-                f"{', --cpu-devices' if config.cpu_devices else ''}{', --tpu' if config.tpu else ''} needs a route that "
-                f"scales: KERAS_BACKEND=jax (Keras' data-parallel distribution over every device and host) or "
+                f"{', --cpu-devices' if config.cpu_devices else ''}{', --tpu' if config.tpu else ''} needs a route "
+                f"that scales: KERAS_BACKEND=jax (Keras' data-parallel distribution over every device and host) or "
                 f"KERAS_BACKEND=tensorflow (tf.distribute: mirrored, multi-worker, TPU).")
         else:
             self.placement = distribution.Placement(devices=("default",))
@@ -254,8 +285,8 @@ class FitTrainer(Trainer):
         self.start_step = self.start_epoch * self.steps_per_epoch
         devices = f", {self.placement.replicas} devices" if self.placement.replicas > 1 else ""
         hosts = f" on {self.placement.processes} hosts" if self.placement.processes > 1 else ""
-        self.log(f"Training {config.model} on {self.spec.name}: Keras fit on {keras.backend.backend()}{devices}{hosts}, "
-                 f"batch {self.batch_size}, {config.precision}, XLA {'on' if config.xla else 'off'}.")
+        self.log(f"Training {config.model} on {self.spec.name}: Keras fit on {keras.backend.backend()}{devices}"
+                 f"{hosts}, batch {self.batch_size}, {config.precision}, XLA {'on' if config.xla else 'off'}.")
         if self.start_step:
             self.log(f"Resuming {config.run_dir} from step {self.start_step} of "
                      f"{self.steps_per_epoch * self.epochs} (the end of epoch {self.start_epoch}).")
@@ -306,6 +337,8 @@ class FitTrainer(Trainer):
         with self.saving():
             self._write_epoch(record)
         self.log(record.summary(self.epochs), flush=True)
+        if self.stop_when():
+            self.model.stop_training = True
 
     def _write_epoch(self, record):
         if self.session.chief:

@@ -234,8 +234,9 @@ class Trainer:
 
     name = None
 
-    def __init__(self, config, spec, *, verbose=True):
+    def __init__(self, config, spec, *, verbose=True, stop_when=None):
         self.config, self.spec, self.verbose = config, spec, verbose
+        self.stop_when = stop_when or (lambda: False)
         self.log = print if verbose else (lambda *args, **kwargs: None)
         self.warn = functools.partial(print, file=sys.stderr)  # shown even when not verbose
         self.chief = True
@@ -261,7 +262,7 @@ class Trainer:
 
     def train_epochs(self):
         """Trains from where the run stands to `epochs`, each epoch's files
-        through `session.end_epoch`."""
+        through `session.end_epoch`, stopping early when `stop_when()`."""
         raise NotImplementedError
 
     def steps_done(self):

@@ -26,9 +26,12 @@ def trainer_class(backend):
     return getattr(importlib.import_module(f"keras_wrn.training.{module}"), name)
 
 
-def train(config, *, verbose=True):
+def train(config, *, verbose=True, stop_when=None):
     """Runs (or resumes, or trains longer) the run described by `config`
     with the trainer of the current Keras backend; returns a `TrainResult`.
+
+    `stop_when()`, asked after each epoch's files, ends the run there when
+    true (a time budget); the run stays resumable.
 
     Raises `InvalidArgumentError` subclasses for bad input (a bad value,
     unknown dataset or model, a batch size the replicas cannot share, a run
@@ -42,4 +45,4 @@ def train(config, *, verbose=True):
     config = config.resolved()
     spec = data.get_dataset_spec(config.dataset)
     check_model_and_data(config, spec)
-    return trainer_class(keras.backend.backend())(config, spec, verbose=verbose).run()
+    return trainer_class(keras.backend.backend())(config, spec, verbose=verbose, stop_when=stop_when).run()

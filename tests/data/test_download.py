@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -256,7 +255,8 @@ def test_a_preparation_killed_midway_is_redone_whole_by_the_next_command(served,
                                stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if (root / "svhn_cropped").is_dir() and any(n.startswith("incomplete.") for n in os.listdir(root / "svhn_cropped")):
+        folder = root / "svhn_cropped"
+        if folder.is_dir() and any(name.startswith("incomplete.") for name in os.listdir(folder)):
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)

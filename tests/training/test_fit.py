@@ -139,3 +139,10 @@ def test_curves_plot_runs_that_test_every_few_epochs(tmp_path):
                for e in range(1, 7)]
     plot_curves(records, str(tmp_path / "curves.png"), title="every second epoch tested")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_shortened_recipe_drops_the_rate_at_the_papers_fractions():
+    from keras_wrn.training.fit import scaled_boundaries
+
+    assert scaled_boundaries(200) == (60, 120, 160) and scaled_boundaries(30) == (9, 18, 24)
+    assert scaled_boundaries(20) == (6, 12, 16) and scaled_boundaries(2) == (2,)  # epoch 1 has no drop
