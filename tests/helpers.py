@@ -4,6 +4,7 @@ command (in this process, or in a fresh one where a process is the point)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,27 @@ import numpy as np
 
 CLI = [sys.executable, "-m", "keras_wrn.cli"]
 ENV = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+
+
+def built_once(tmp_path_factory, name, build):
+    """A folder that `build(folder)` fills once per test session, shared by
+    the pytest-xdist workers (their recipe for a session fixture that runs
+    once): the first worker builds it under the session's common temporary
+    folder while the others wait on its lock, then all read it. A build that
+    failed is started again, not reused."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder = root / name
+    with FileLock(f"{folder}.lock"):
+        if not (root / f"{name}.built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (root / f"{name}.built").touch()
+    return folder
 
 
 def run_cli(*args, env=None, timeout=600):

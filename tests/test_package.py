@@ -43,7 +43,7 @@ def test_keras_files_load_after_a_plain_import(tmp_path):
             {first}
             model = keras.saving.load_model({path!r})
             print(type(model).__name__, sorted(k for k in keras.saving.get_custom_objects() if k.startswith("keras_wrn")))
-        """, backend="tensorflow")
+        """, backend="numpy")  # Keras' lightest backend: the registration is the same on every one
         assert loaded[0] == "WideResNet", loaded
         assert "'keras_wrn>TorchSGD'," in loaded and "'keras_wrn>ZCAWhitening']" in loaded
 

@@ -142,6 +142,7 @@ def test_official_cifar_checkpoint(tmp_path):
     np.testing.assert_allclose(np.asarray(model(images)), torch.softmax(expected, 1).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow  # WRN-50-2 (69M) through the official functional code; torchvision covers the layout fast
 def test_official_imagenet_export(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     params = torch_reference.official_imagenet_params(seed=4)

@@ -149,6 +149,7 @@ def debris(root):
             if name.startswith("incomplete.") or ".tmp." in name or name.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_the_headline_command_downloads_svhn_prepares_it_and_trains(served, tfds_with_test_checksums, tmp_path):
     """`keras-wrn train --dataset svhn` with the data missing: tfds' download
     manager fetches the three files from the mirror, checksums checked, its

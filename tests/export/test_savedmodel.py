@@ -53,6 +53,7 @@ def test_weights_are_stored_once(tiny_export, tiny_keras):
     assert os.path.getsize(data) < 1.1 * weight_bytes + 4096
 
 
+@pytest.mark.slow
 def test_signatures_as_saved_model_cli_shows_them(tiny_export):
     if SAVED_MODEL_CLI is None:
         pytest.skip("saved_model_cli is not on PATH")
@@ -74,6 +75,7 @@ def test_signatures_as_saved_model_cli_shows_them(tiny_export):
     assert "Method name is: tensorflow/serving/predict" in shown.stdout
 
 
+@pytest.mark.slow
 def test_fresh_process_reload_gives_identical_outputs(tiny_export, tiny_keras_probabilities, tmp_path):
     reference, _ = tiny_keras_probabilities
     images, _ = digits_arrays("test")

@@ -13,20 +13,15 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from keras_wrn.training import logs  # noqa: E402
+from keras_wrn.training import logs, run_folder  # noqa: E402
 from keras_wrn.training.config import TrainConfig  # noqa: E402
 from tests.helpers import CLI, ENV, invoke, metrics, run_cli, tensorboard_scalars, write_folder  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """A finished smoke run of the default (XLA off: not the subject here),
-    shared by the checks that read it and must leave it unchanged."""
-    from keras_wrn.training.trainer import train
-
-    run_dir = str(tmp_path_factory.mktemp("smoke") / "run")
-    train(TrainConfig.from_preset("digits", run_dir=run_dir, smoke=True, xla=False), verbose=False)
-    return run_dir
+@pytest.fixture
+def smoke_run(finished_smoke_run):
+    """The shared finished smoke run (conftest), as a string path."""
+    return str(finished_smoke_run)
 
 
 def folder_state(run_dir):
@@ -36,27 +31,25 @@ def folder_state(run_dir):
             for root, _, names in os.walk(run_dir) for name in names if name != ".lock"}
 
 
-def test_smoke_run_writes_a_complete_run_folder(tmp_path):
+def test_smoke_run_writes_a_complete_run_folder(smoke_run):
     from keras_wrn.training.trainer import train
 
-    run_dir = str(tmp_path / "run")
-    result = train(TrainConfig.from_preset("digits", run_dir=run_dir, smoke=True), verbose=False)
-    assert result.steps == 6 and result.epochs == 2
     for name in ("config.json", "metrics.jsonl", "curves.png", "model.keras",
                  "best.weights.h5", "last.weights.h5"):
-        assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
-    records = metrics(run_dir)
+        assert os.path.getsize(os.path.join(smoke_run, name)) > 0, name
+    records = metrics(smoke_run)
     assert [r["epoch"] for r in records] == [1, 2] and records[-1]["step"] == 6
-    scalars = tensorboard_scalars(run_dir)
+    scalars = tensorboard_scalars(smoke_run)
     assert sorted(scalars) == sorted(logs.SCALARS)
     assert scalars["test_error"] == pytest.approx({r["epoch"]: r["test_error"] for r in records})
-    saved = json.load(open(os.path.join(run_dir, "config.json")))
+    saved = json.load(open(os.path.join(smoke_run, "config.json")))
     assert saved["config"]["dataset"] == "digits" and saved["environment"]["tensorflow"]
     assert saved["config"]["xla"] is True  # the default, resolved: one device compiles
-    assert not [f for f in os.listdir(run_dir) if ".tmp" in f]
-    # Running the finished run again changes nothing and trains no more.
-    again = train(TrainConfig.from_preset("digits", run_dir=run_dir, smoke=True), verbose=False)
+    assert not [f for f in os.listdir(smoke_run) if ".tmp" in f]
+    # Running the finished run again trains no more and keeps every record.
+    again = train(TrainConfig.from_preset("digits", run_dir=smoke_run, smoke=True), verbose=False)
     assert again.steps == 6 and again.resumed_from_step == 6
+    assert metrics(smoke_run) == records and run_folder.checkpoint_numbers(smoke_run) == [6, 3]
 
 
 @pytest.mark.slow

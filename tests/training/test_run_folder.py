@@ -24,22 +24,11 @@ def smoke(run_dir, **overrides):
     return TrainConfig.from_preset("digits", run_dir=str(run_dir), smoke=True, xla=False, **overrides)
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A finished smoke run: checkpoints at steps 3 and 6, two metrics lines."""
-    from keras_wrn.training.trainer import train
-
-    run_dir = tmp_path_factory.mktemp("pristine") / "run"
-    train(smoke(run_dir), verbose=False)
-    assert run_folder.checkpoint_numbers(run_dir) == [6, 3]
-    return run_dir
-
-
 @pytest.fixture
-def run(finished_run, tmp_path):
+def run(finished_smoke_run, tmp_path):
     """A copy of the finished run to damage."""
     copy = tmp_path / "run"
-    shutil.copytree(finished_run, copy)
+    shutil.copytree(finished_smoke_run, copy)
     return copy
 
 

@@ -38,21 +38,21 @@ def test_a_finished_run_is_trained_longer_when_only_its_epochs_grow(tmp_path, tr
     # A kill after epoch 1's checkpoint, before its files: the checkpoint brings its line back.
     line = (run_dir / "metrics.jsonl").read_text()
     (run_dir / "metrics.jsonl").write_text("")
-    longer = run_with(trainer, short_run(run_dir, 3))
+    longer = run_with(trainer, short_run(run_dir, 2))
     assert (run_dir / "metrics.jsonl").read_text().startswith(line)
-    assert longer.resumed_from_step == 3 and longer.steps == 9 and longer.epochs == 3
-    assert longer.learning_rate == pytest.approx(0.02)  # the schedule's rate at epochs 2 and 3
+    assert longer.resumed_from_step == 3 and longer.steps == 6 and longer.epochs == 2
+    assert longer.learning_rate == pytest.approx(0.02)  # the schedule's rate at epoch 2
     lines = metrics(run_dir)
-    assert [r["epoch"] for r in lines] == [1, 2, 3] and [r["step"] for r in lines] == [3, 6, 9]
-    assert [r["learning_rate"] for r in lines] == pytest.approx([0.1, 0.02, 0.02])
+    assert [r["epoch"] for r in lines] == [1, 2] and [r["step"] for r in lines] == [3, 6]
+    assert [r["learning_rate"] for r in lines] == pytest.approx([0.1, 0.02])
     assert not any(r.get("redone") for r in lines)
     saved = json.loads((run_dir / "config.json").read_text())
-    assert saved["config"]["epochs"] == 3 and saved["trainer"] == trainer
-    assert [(e["epochs_before"], e["epochs"]) for e in saved["extensions"]] == [(1, 3)]
+    assert saved["config"]["epochs"] == 2 and saved["trainer"] == trainer
+    assert [(e["epochs_before"], e["epochs"]) for e in saved["extensions"]] == [(1, 2)]
     # Shorter is another run: refused, and nothing in the folder changes.
     before = {name: (run_dir / name).stat().st_mtime_ns for name in ("config.json", "metrics.jsonl")}
-    with pytest.raises(ValueError, match=r"belongs to another run: epochs=3 \(now 2; a run can be trained longer"):
-        run_with(trainer, short_run(run_dir, 2))
+    with pytest.raises(ValueError, match=r"belongs to another run: epochs=2 \(now 1; a run can be trained longer"):
+        run_with(trainer, short_run(run_dir, 1))
     assert {name: (run_dir / name).stat().st_mtime_ns for name in before} == before
 
 

@@ -1,6 +1,7 @@
 """XLA by measurement: the CPU described, the step timed both ways, the
 faster kept, cached per kind of machine, recorded in the run folder."""
 
+import functools
 import json
 import os
 
@@ -25,6 +26,9 @@ def probe_inputs():
 
 def test_the_faster_is_kept_cached_and_not_measured_again(probe_inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_WRN_CACHE", str(tmp_path))
+    # The real timing, in one short window each way instead of three.
+    monkeypatch.setattr(xla_choice, "measure_step_rates",
+                        functools.partial(xla_choice.measure_step_rates, windows=1, window_seconds=0.2))
     (tmp_path / xla_choice.CACHE_FILE).write_text('{"truncated": ')  # unreadable: measured again
     lines = []
     xla, record = xla_choice.choose_xla(*probe_inputs, log=lines.append)
@@ -59,6 +63,7 @@ def test_smoke_runs_do_not_measure_and_an_explicit_choice_wins(tmp_path):
     assert not os.path.exists(xla_choice.cache_path())
 
 
+@pytest.mark.slow  # a full epoch; the rule itself is checked below, fast
 def test_a_float32_run_on_a_cpu_with_native_bfloat16_says_so(tmp_path, monkeypatch, capsys):
     from keras_wrn.training.trainer import train
 
