@@ -5,8 +5,10 @@ command (in this process, or in a fresh one where a process is the point)."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -33,6 +35,22 @@ def built_once(tmp_path_factory, name, build):
             build(folder)
             (root / f"{name}.built").touch()
     return folder
+
+
+def kill_when(process, moment, *, timeout, poll=0.1):
+    """SIGKILL `process` (a `subprocess.Popen`) as soon as `moment()` is
+    true: a real kill at a chosen point of its work. Waits for the process;
+    true when it was killed there, false when it ended or the timeout passed
+    first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if moment():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(poll)
+    process.wait()
+    return False
 
 
 def run_cli(*args, env=None, timeout=600):

@@ -28,7 +28,7 @@ pytest.importorskip("tensorflow_datasets")
 
 from keras_wrn import data  # noqa: E402
 from keras_wrn.data import download  # noqa: E402
-from tests.helpers import CLI, ENV, invoke  # noqa: E402
+from tests.helpers import CLI, ENV, invoke, kill_when  # noqa: E402
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
@@ -254,15 +254,11 @@ def test_a_preparation_killed_midway_is_redone_whole_by_the_next_command(served,
     env = {**ENV, "PYTHONPATH": tfds_with_test_checksums, download.MIRROR_ENV: mirror.url}
     process = subprocess.Popen([*CLI, "prepare", "svhn", "--data-dir", str(root)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        folder = root / "svhn_cropped"
-        if folder.is_dir() and any(name.startswith("incomplete.") for name in os.listdir(folder)):
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the preparation ended before it could be killed"
+    folder = root / "svhn_cropped"
+    killed = kill_when(process, lambda: folder.is_dir() and any(n.startswith("incomplete.")
+                                                             for n in os.listdir(folder)),
+                       timeout=300, poll=0.02)
+    assert killed and process.returncode == -signal.SIGKILL, "the preparation ended before it could be killed"
     assert not tfds.builder("svhn_cropped", data_dir=str(root)).is_prepared() and debris(root)
     downloaded = len(mirror.gets())
     result = run_command(["prepare", "svhn", "--data-dir", root], tfds_with_test_checksums, mirror.url)

@@ -130,22 +130,16 @@ def test_tflite_model_rejects_wrong_shapes_and_files(tiny_export, tmp_path):
 def test_a_killed_export_leaves_debris_the_same_command_removes(tiny_keras, tmp_path):
     import signal
     import subprocess
-    import time
 
-    from tests.helpers import CLI, ENV
+    from tests.helpers import CLI, ENV, kill_when
 
     out = tmp_path / "exported"
     command = [*CLI, "export", tiny_keras, "--dataset", "digits", "--format", "tflite", "--out", str(out),
                "--max-examples", "32"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if out.is_dir() and any(name.startswith(".tmp-") for name in os.listdir(out)):
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the export ended before its temporary file was seen"
+    killed = kill_when(process, lambda: out.is_dir() and any(name.startswith(".tmp-") for name in os.listdir(out)),
+                       timeout=120, poll=0.05)
+    assert killed and process.returncode == -signal.SIGKILL, "the export ended before its temporary file was seen"
     assert [name for name in os.listdir(out) if name.startswith(".tmp-")]
     finished = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]

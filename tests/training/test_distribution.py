@@ -16,7 +16,7 @@ import time
 import pytest
 
 from keras_wrn.training import distribution
-from tests.helpers import CLI, ENV, metrics
+from tests.helpers import CLI, ENV, kill_when, metrics
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 JAX = {**ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
@@ -112,13 +112,8 @@ def test_a_run_on_two_devices_killed_midway_resumes_exactly(tmp_path):
     run_dir = tmp_path / "run"
     args = [*CLI, "train", "--cpu-devices", "2", "--epochs", "3", "--lr-boundaries", "2,3", "--run-dir", str(run_dir)]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=JAX)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and process.poll() is None:
-        if (run_dir / "metrics.jsonl").exists() and len(metrics(run_dir)) >= 1:
-            process.send_signal(signal.SIGKILL)  # in epoch 2
-            break
-        time.sleep(0.1)
-    process.wait()
+    # Killed in epoch 2.
+    kill_when(process, lambda: (run_dir / "metrics.jsonl").exists() and len(metrics(run_dir)) >= 1, timeout=600)
     assert process.returncode == -signal.SIGKILL, process.stderr.read()[-2000:]
     finished = subprocess.run(args, capture_output=True, text=True, env=JAX, timeout=900)
     assert finished.returncode == 0, finished.stderr[-2000:]

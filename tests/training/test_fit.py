@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from keras_wrn.training import logs
 from keras_wrn.training.config import TrainConfig
 from keras_wrn.training.fit import EpochRecords, ShuffledBatches, build_fit_model
 from keras_wrn.training.schedules import epoch_step_decay
-from tests.helpers import CLI, ENV, invoke, metrics, tensorboard_scalars
+from tests.helpers import CLI, ENV, invoke, kill_when, metrics, tensorboard_scalars
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 JAX = {**ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
@@ -61,13 +60,9 @@ def test_the_default_under_jax_killed_and_resumed_learns_as_the_tensorflow_route
     run_dir = tmp_path / "run"
     args = [*CLI, "train", "--run-dir", str(run_dir)]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=JAX)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and process.poll() is None:
-        if (run_dir / "metrics.jsonl").exists() and len(metrics(run_dir)) >= 2:
-            process.send_signal(signal.SIGKILL)  # in epoch 3 of 5
-            break
-        time.sleep(0.2)
-    process.wait()
+    # Killed in epoch 3 of 5.
+    kill_when(process, lambda: (run_dir / "metrics.jsonl").exists() and len(metrics(run_dir)) >= 2, timeout=600,
+              poll=0.2)
     assert process.returncode == -signal.SIGKILL
     finished = subprocess.run(args, capture_output=True, text=True, env=JAX, timeout=900)
     assert finished.returncode == 0, finished.stderr[-2000:]
