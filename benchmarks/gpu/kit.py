@@ -12,7 +12,6 @@ budget ends.
 
 import datetime
 import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -117,14 +116,6 @@ def environment():
             "date": datetime.date.today().isoformat()}
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(MIB), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Output:
     """The files a job sends back (`$OUT`), kept within what the device tool
     returns: at most `MAX_FILES` files of `MAX_FILE_BYTES`, `MAX_TOTAL_BYTES`
@@ -151,16 +142,18 @@ class Output:
             handle.write(line + "\n")
 
     def write_json(self, name, payload):
+        from keras_wrn import files
+
         path = os.path.join(self.folder, name)
-        with open(path + ".tmp", "w") as handle:
-            json.dump(payload, handle, indent=2)
-        os.replace(path + ".tmp", path)
+        files.write_json(path, payload)
         return path
 
 
 def split(path, part_bytes, destination):
     """Cuts `path` into parts of at most `part_bytes` in `destination`;
     returns the manifest: the file's name, size and SHA-256, and each part's."""
+    from keras_wrn.models.weights import sha256_file
+
     os.makedirs(destination, exist_ok=True)
     name, parts = os.path.basename(path), []
     with open(path, "rb") as handle:
@@ -169,7 +162,7 @@ def split(path, part_bytes, destination):
             with open(os.path.join(destination, part), "wb") as out:
                 out.write(chunk)
             parts.append({"name": part, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
-    return {"file": name, "bytes": os.path.getsize(path), "sha256": sha256(path), "parts": parts}
+    return {"file": name, "bytes": os.path.getsize(path), "sha256": sha256_file(path), "parts": parts}
 
 
 class JoinError(Exception):
@@ -180,6 +173,8 @@ def join(manifest, folders, target):
     """Joins the parts `manifest` names, found in any of `folders`, into
     `target`, checking each part's and the whole file's SHA-256 (written
     under a temporary name, renamed when whole). Returns `target`."""
+    from keras_wrn.models.weights import sha256_file
+
     tmp = target + ".joining"
     with open(tmp, "wb") as out:
         for part in manifest["parts"]:
@@ -195,7 +190,7 @@ def join(manifest, folders, target):
                 os.remove(tmp)
                 raise JoinError(f"{found[0]} does not match its SHA-256 in the manifest: fetch it again.")
             out.write(chunk)
-    if sha256(tmp) != manifest["sha256"]:
+    if sha256_file(tmp) != manifest["sha256"]:
         os.remove(tmp)
         raise JoinError(f"The parts do not make {manifest['file']} back (SHA-256 differs).")
     os.replace(tmp, target)

@@ -17,9 +17,9 @@ import shutil
 import sys
 import time
 
-from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training import records, run_folder
-from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer
+from keras_wrn.training.schedules import rate_at
+from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer, check_batch_split
 from keras_wrn.training.steps import build_training_objects, make_train_step, replica_function
 
 
@@ -78,10 +78,7 @@ class DistributedTrainer(Trainer):
         self.replicas = self.strategy.num_replicas_in_sync
         self.xla = resolve_xla(config.xla, self.strategy)
         self.batch_size = SMOKE_BATCH_PER_REPLICA * self.replicas if config.smoke else config.batch_size
-        if self.batch_size % self.replicas:
-            raise InvalidArgumentError(
-                f"The global batch size {self.batch_size} cannot be split evenly over {self.replicas} replicas; "
-                f"use a multiple of {self.replicas}.")
+        check_batch_split(self.batch_size, self.replicas)
         if data.from_tfds(spec, config.data_dir):
             data.prepare(spec, config.data_dir, download=config.download, mirror=config.data_mirror, log=self.log)
         self.train_split = data.load_split(spec, "train", data_dir=config.data_dir, training=True)
@@ -252,7 +249,7 @@ class DistributedTrainer(Trainer):
         seen, seconds = stats["seen"], stats["seconds"]
         record = records.EpochRecord(
             epoch=epoch + 1, step=self.step,
-            learning_rate=float(self.schedule(self.step - 1)) if callable(self.schedule) else self.schedule,
+            learning_rate=rate_at(self.schedule, self.step),
             train_loss=stats["loss_sum"] / max(seen, 1),
             train_error=stats["wrong_sum"] / max(seen * self.batch_size, 1),
             test_loss=test_loss, test_error=test_error,

@@ -42,7 +42,6 @@ NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
 JOIN_SECONDS_ENV = "KERAS_WRN_JOIN_SECONDS"
 JOIN_SECONDS = 300.0
-SCALING_STRATEGIES = ("auto", "mirrored", "multi-worker")
 
 
 class DistributionError(KerasWRNError):
@@ -185,10 +184,3 @@ def place(strategy, cpu_devices=None, tpu=None, log=print):
             f"{len(jax.local_devices())} device(s). Pass it before anything else uses JAX.")
     return Placement(tuple(devices), jax.process_index(), jax.process_count())
 
-
-def check_batch(batch_size, placement):
-    """Refuses a global batch the devices cannot share evenly."""
-    if batch_size % placement.replicas:
-        raise InvalidArgumentError(
-            f"The global batch size {batch_size} cannot be split evenly over {placement.replicas} devices; use a "
-            f"multiple of {placement.replicas}. Received: batch_size={batch_size}")

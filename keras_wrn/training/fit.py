@@ -30,7 +30,8 @@ import numpy as np
 from keras_wrn import files
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training import records, run_folder
-from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer
+from keras_wrn.training.schedules import rate_at
+from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer, check_batch_split
 
 KEEP_CHECKPOINTS = 2
 
@@ -182,10 +183,9 @@ class EpochRecords(keras.callbacks.Callback):
         seconds = self._train_seconds or time.perf_counter() - self._started
         logs = logs or {}
         step = (epoch + 1) * self.steps_per_epoch
-        rate = self.schedule(step - 1) if callable(self.schedule) else self.schedule
         tested = "val_accuracy" in logs
         self.on_record(records.EpochRecord(
-            epoch=epoch + 1, step=step, learning_rate=float(rate), train_loss=float(logs["loss"]),
+            epoch=epoch + 1, step=step, learning_rate=rate_at(self.schedule, step), train_loss=float(logs["loss"]),
             train_error=1.0 - float(logs["accuracy"]), epoch_seconds=round(seconds, 3),
             images_per_second=round(self.images_per_epoch / seconds, 1),
             test_loss=float(logs.get("val_xent", logs.get("val_loss"))) if tested else None,
@@ -246,7 +246,7 @@ class FitTrainer(Trainer):
                 f"Under JAX, a step over {self.placement.replicas} devices runs compiled by XLA (uncompiled, its "
                 f"collectives deadlock): leave out --no-xla, or train on one device (--strategy one-device).")
         self.batch_size = SMOKE_BATCH_PER_REPLICA * self.placement.replicas if config.smoke else config.batch_size
-        distribution.check_batch(self.batch_size, self.placement)
+        check_batch_split(self.batch_size, self.placement.replicas, "devices")
         self.x_train, self.y_train, self.x_test, self.y_test, self.class_names = \
             data.in_memory_arrays(self.spec, config.data_dir)
         if self.batch_size > len(self.y_train):
@@ -283,9 +283,9 @@ class FitTrainer(Trainer):
                                          self.steps_per_epoch)
         self.start_epoch = self._restore_newest_intact()
         self.start_step = self.start_epoch * self.steps_per_epoch
-        devices = f", {self.placement.replicas} devices" if self.placement.replicas > 1 else ""
+        spread = f", {self.placement.replicas} devices" if self.placement.replicas > 1 else ""
         hosts = f" on {self.placement.processes} hosts" if self.placement.processes > 1 else ""
-        self.log(f"Training {config.model} on {self.spec.name}: Keras fit on {keras.backend.backend()}{devices}"
+        self.log(f"Training {config.model} on {self.spec.name}: Keras fit on {keras.backend.backend()}{spread}"
                  f"{hosts}, batch {self.batch_size}, {config.precision}, XLA {'on' if config.xla else 'off'}.")
         if self.start_step:
             self.log(f"Resuming {config.run_dir} from step {self.start_step} of "

@@ -193,7 +193,7 @@ def checkpoint_numbers(run_dir, pattern=TF_CHECKPOINT):
 
 def holds_training(run_dir):
     """Whether the folder holds checkpoints of any trainer."""
-    return bool(checkpoint_numbers(run_dir, TF_CHECKPOINT) or checkpoint_numbers(run_dir, FIT_CHECKPOINT))
+    return any(checkpoint_numbers(run_dir, pattern) for pattern in CHECKPOINT_PATTERNS.values())
 
 
 def checkpoint_prefix(run_dir, number):

@@ -5,6 +5,12 @@ from keras.optimizers.schedules import PiecewiseConstantDecay
 from keras_wrn.errors import InvalidArgumentError
 
 
+def rate_at(schedule, step):
+    """The learning rate update number `step` (counted from 1) used, for a
+    schedule (a Keras `LearningRateSchedule`) or a constant rate, as a float."""
+    return float(schedule(step - 1) if callable(schedule) else schedule)
+
+
 def epoch_step_decay(initial_learning_rate, boundary_epochs, factor, steps_per_epoch):
     """The official step schedule: multiply the rate by `factor` when each of
     `boundary_epochs` begins, counting epochs from 1.

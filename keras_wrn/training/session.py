@@ -85,8 +85,7 @@ class RunSession:
         try:
             self.previous = run_folder.read_config(self.run_dir)
         except (OSError, ValueError) as error:
-            self.warn(f"WARNING: {self.path(run_folder.CONFIG)} is damaged ({type(error).__name__}: {error}); it "
-                      f"is written anew, and the run resumes from its checkpoints if they fit this model.")
+            self._damaged_config(error)
         if self.previous is not None:
             self._check_identity()
         if not self.config.resume and run_folder.holds_training(self.run_dir):
@@ -104,12 +103,15 @@ class RunSession:
         if self.chief:
             self.scalars = logs.TensorBoardScalars(self.path(run_folder.TENSORBOARD))
 
+    def _damaged_config(self, error):
+        self.warn(f"WARNING: {self.path(run_folder.CONFIG)} is damaged ({type(error).__name__}: {error}); it is "
+                  f"written anew, and the run resumes from its checkpoints if they fit this model.")
+
     def _check_identity(self):
         try:
             previous = TrainConfig.from_dict(self.previous["config"])
         except (KeyError, TypeError, ValueError) as error:
-            self.warn(f"WARNING: {self.path(run_folder.CONFIG)} is damaged ({type(error).__name__}: {error}); it "
-                      f"is written anew, and the run resumes from its checkpoints if they fit this model.")
+            self._damaged_config(error)
             self.previous = None
             return
         config = self.config
@@ -211,6 +213,14 @@ class TrainResult:
     resumed_from_step: int
 
 
+def check_batch_split(batch_size, replicas, unit="replicas"):
+    """Refuses a global batch the `replicas` (devices) cannot share evenly."""
+    if batch_size % replicas:
+        raise InvalidArgumentError(
+            f"The global batch size {batch_size} cannot be split evenly over {replicas} {unit}; use a multiple of "
+            f"{replicas}. Received: batch_size={batch_size}")
+
+
 def check_model_and_data(config, spec):
     """Refuses a model the dataset's images are too small for, and names a
     damaged file of an image folder, before anything is written."""
@@ -285,6 +295,8 @@ class Trainer:
     def _run(self):
         import keras
 
+        from keras_wrn.training.schedules import rate_at
+
         self.prepare()
         with RunSession(self.config, self.spec, trainer=self.name, chief=self.chief, log=self.log,
                         warn=self.warn) as session:
@@ -299,7 +311,6 @@ class Trainer:
             with self.saving():
                 session.save_model(self.net)
             steps = self.steps_done()
-            rate = self.schedule(steps - 1) if callable(self.schedule) else self.schedule
             return TrainResult(run_dir=self.config.run_dir, epochs=self.epochs, steps=steps,
-                               learning_rate=float(rate), test_error=session.last_test_error(),
+                               learning_rate=rate_at(self.schedule, steps), test_error=session.last_test_error(),
                                best_test_error=session.best_test_error, resumed_from_step=self.start_step)

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from keras_wrn.training import distribution
+from keras_wrn.training.session import check_batch_split
 from tests.helpers import CLI, ENV, kill_when, metrics
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
@@ -68,9 +69,9 @@ def test_each_process_feeds_its_share_of_a_batch_the_devices_split_evenly():
     two_hosts = distribution.Placement(devices=("cpu:0", "cpu:1", "cpu:2", "cpu:3"), process_id=1, processes=2)
     assert not two_hosts.chief and two_hosts.replicas == 4 and two_hosts.share(64) == (32, 64)
     assert distribution.Placement(devices=("cpu:0",)).share(64) == (0, 64)
-    distribution.check_batch(64, two_hosts)
+    check_batch_split(64, two_hosts.replicas, "devices")
     with pytest.raises(ValueError, match="cannot be split evenly over 4 devices; use a multiple of 4"):
-        distribution.check_batch(66, two_hosts)
+        check_batch_split(66, two_hosts.replicas, "devices")
 
 
 def test_a_backend_that_does_not_scale_names_the_routes_that_do(tmp_path):
