@@ -32,7 +32,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 KERAS_CLASSES = {
     "keras_wrn.models.cifar": ("WideResNet",),
     "keras_wrn.models.imagenet": ("ImageNetWideResNet",),
-    "keras_wrn.models.layers": ("StochasticDepth",),
+    "keras_wrn.models.layers": ("StochasticDepth", "ChannelZeroPadding"),
     "keras_wrn.data.augment": ("RandomReflectCrop", "ZCAWhitening"),
     "keras_wrn.training.optimizer": ("TorchSGD",),
 }

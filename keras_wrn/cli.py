@@ -24,6 +24,7 @@ from keras_wrn.errors import KerasWRNError
 from keras_wrn.export import FORMATS
 from keras_wrn.export.tflite import QUANTIZATIONS
 from keras_wrn.models import registry
+from keras_wrn.models.variants import SOURCES
 from keras_wrn.training.config import PRECISIONS, STRATEGIES
 from keras_wrn.training.evaluate import WEIGHT_CHOICES
 
@@ -72,12 +73,15 @@ def run():
 
 @main.command("models")
 @click.option("--family", type=click.Choice(registry.FAMILIES), help="Only this family.")
+@click.option("--use", type=click.Choice(registry.USES), help="Only the models used for this.")
 @click.option("--filter", "pattern", metavar="PATTERN", help="Shell-style name filter, e.g. 'wrn-28-*'.")
 @click.option("--pretrained", is_flag=True, help="Only models with weights to build them with (weights=TAG).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def models_command(family, pattern, pretrained, as_json):
-    """List the registered models: parameters, GMACs, the paper's errors and
-    the weights tags each can be built with.
+def models_command(family, use, pattern, pretrained, as_json):
+    """List the registered models, grouped by what their users do with them
+    (the paper, robustness, semi-supervised, distillation, anomaly
+    detection, optimisers): parameters, GMACs, the paper's errors, whose code
+    each reproduces and the weights tags each can be built with.
 
     Errors are the paper's test errors in %, the first table that reports
     them (ImageNet: single-crop top-1 / top-5). Parameters are trainable
@@ -86,7 +90,7 @@ def models_command(family, pattern, pretrained, as_json):
     `keras_wrn.get_model(NAME, weights=TAG)` (`--json` has their source,
     SHA-256, classes, preprocessing and metrics).
     """
-    specs = [registry.get_model_spec(n) for n in registry.list_models(pattern, family, pretrained)]
+    specs = [registry.get_model_spec(n) for n in registry.list_models(pattern, family, pretrained, use)]
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in specs], indent=2))
         return
@@ -94,11 +98,24 @@ def models_command(family, pattern, pretrained, as_json):
         raise click.ClickException(
             f"No registered model matches the filter {pattern!r}; run `keras-wrn models` for all."
         )
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), collapse_padding=True)
+    console = _console()
+    for group in (use,) if use else registry.USES:
+        members = [spec for spec in specs if group in spec.uses]
+        if members:
+            console.print(_models_table(members, title=group))
+    sources = sorted({spec.source for spec in specs}, key=list(SOURCES).index)
+    for name in sources:
+        console.print(f"[bold]{name}[/bold]: {SOURCES[name].projects} ({SOURCES[name].reference})")
+
+
+def _models_table(specs, title):
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), collapse_padding=True, title=title,
+                  title_justify="left", title_style="bold")
     table.add_column("name", style="bold", no_wrap=True)
     for header in ("params", "GMACs", *(h for _, h in DATASET_COLUMNS), "ImageNet"):
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     table.add_column("table", no_wrap=True)
+    table.add_column("source", no_wrap=True)
     table.add_column("weights")
     for spec in specs:
         tables = sorted({r.table for r in spec.paper}, key=lambda t: int(t.split()[-1]))
@@ -109,9 +126,10 @@ def models_command(family, pattern, pretrained, as_json):
             *(_error_cell(spec, dataset) for dataset, _ in DATASET_COLUMNS),
             _error_cell(spec, "imagenet"),
             ",".join(t.replace("Table ", "T") for t in tables),
+            spec.source,
             ", ".join(entry.tag for entry in spec.weights),
         )
-    _console().print(table)
+    return table
 
 
 @main.command("summary")
@@ -141,6 +159,7 @@ def summary_command(name, num_classes, input_size, as_json):
         "built_macs": count_macs(model),
         "input_shape": list(model.input_shape[1:]),
         "output_shape": list(model.output_shape[1:]),
+        "options": model.style.differences() if hasattr(model, "style") else {},
     }
     if as_json:
         click.echo(json.dumps(record, indent=2))
@@ -148,6 +167,10 @@ def summary_command(name, num_classes, input_size, as_json):
     model.summary()
     console = _console()
     console.print(f"[bold]{spec.name}[/bold]: {spec.description}")
+    source = SOURCES[spec.source]
+    options = ", ".join(f"{key}={value!r}" for key, value in record["options"].items()) or "the paper's"
+    console.print(f"options: {options}; source: {spec.source} ({source.projects}); "
+                  f"used for: {', '.join(spec.uses)}")
     console.print(
         f"trainable parameters {record['built_params']:,}, "
         f"{record['built_macs'] / 1e9:.3f} GMACs per image at {record['input_shape']}"

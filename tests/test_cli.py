@@ -20,7 +20,7 @@ def run(*args):
 def test_models_table_lists_the_registry():
     result = run("models")
     assert result.exit_code == 0
-    for name in ("wrn-28-10", "wrn-50-2-bottleneck", "wrn-18-1.5"):
+    for name in ("wrn-28-10", "wrn-50-2-bottleneck", "wrn-18-1.5-imagenet"):
         assert name in result.output
     assert "36.5M" in result.output and "5.243" in result.output and "20.5" in result.output
 

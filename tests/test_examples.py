@@ -12,9 +12,9 @@ from tests.helpers import write_folder
 pytestmark = pytest.mark.slow  # each example trains or builds for real
 
 ROOT = pathlib.Path(__file__).parents[1]
-# Examples that need a dataset on disk have their own test below.
-NEEDS_DATA = {"train_cifar10_in_memory.py"}
-EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name not in NEEDS_DATA)
+# Examples that need a dataset on disk, or whose result is checked, have their own test below.
+OWN_TEST = {"train_cifar10_in_memory.py", "distill_attention_transfer.py"}
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name not in OWN_TEST)
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
@@ -93,3 +93,12 @@ def test_the_in_memory_example_refuses_another_runs_folder(tmp_path):
         capture_output=True, text=True, timeout=120, env={**os.environ, "KERAS_BACKEND": "jax"},
     )
     assert result.returncode != 0 and "belongs to another run: model='wrn-16-4'" in result.stderr
+
+
+def test_attention_transfer_teaches_the_student():
+    script = ROOT / "examples" / "distill_attention_transfer.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    student = float(result.stdout.split("test accuracy ")[-1].split()[0])
+    assert student >= 0.9, result.stdout

@@ -3,7 +3,9 @@
 `export_savedmodel` writes the TF Serving layout (versioned folders with
 float, uint8 and encoded-bytes signatures); `export_tflite` writes float32,
 float16, dynamic-range or int8 `.tflite` files for LiteRT; both store their
-parity figures in a model card beside them. `load_predictor` runs any of
+parity figures in a model card beside them; `export_features` writes a
+feature extractor (`keras_wrn.feature_extractor`) as a SavedModel with one
+output per tap. `load_predictor` runs any of
 them, or a `.keras` file or run folder, on image files. TensorFlow is
 imported inside the functions; exports need `KERAS_BACKEND=tensorflow`.
 """
@@ -16,6 +18,7 @@ _EXPORTS = {
     "Predictor": "predict",
     "load_predictor": "predict",
     "SIGNATURES": "savedmodel",
+    "export_features": "features",
     "export_savedmodel": "savedmodel",
     "latest_version_dir": "savedmodel",
     "ExportError": "source",

@@ -10,16 +10,20 @@ Three kinds of block, each a function `x -> x` that adds named layers:
 - `basic_block`: the post-activation basic block of the wide WRN-18/34
   (Table 7), as torchvision's `BasicBlock`.
 
-Convolutions never have a bias. A convolution with a stride greater than one
-pads symmetrically by `kernel_size // 2` (as Torch does) instead of Keras'
-asymmetric "same" padding, so that weights converted from Torch give the same
-outputs.
+By default (the paper's `BlockStyle`) convolutions have no bias and a
+convolution with a stride greater than one pads symmetrically by
+`kernel_size // 2` (as Torch does) instead of Keras' asymmetric "same"
+padding, so that weights converted from Torch give the same outputs. The
+wide block's `style` (`keras_wrn.models.variants`) selects the activation,
+batch-norm constants, biases, padding and shortcut form of the variants in
+use today.
 """
 
 import keras
 from keras import layers
 
 from keras_wrn.models import layers as wrn_layers
+from keras_wrn.models.variants import PAPER_STYLE
 
 # Torch's BatchNorm: eps 1e-5, running-average momentum 0.1 (Keras' 0.9).
 BN_EPSILON = 1e-5
@@ -43,13 +47,15 @@ def channel_axis():
     return -1 if keras.config.image_data_format() == "channels_last" else 1
 
 
-def conv2d(x, filters, kernel_size, strides=1, *, kernel_initializer, name):
-    """A bias-free square convolution with Torch's symmetric padding.
+def conv2d(x, filters, kernel_size, strides=1, *, kernel_initializer, name, use_bias=False, padding="symmetric"):
+    """A square convolution, bias-free by default.
 
-    Pads by `kernel_size // 2` on every side, so an `(H, W)` input gives
-    `(ceil(H / strides), ceil(W / strides))` whatever the stride.
+    `padding="symmetric"` pads by `kernel_size // 2` on every side (Torch);
+    `"same"` is Keras' (TensorFlow's): a strided convolution pads more at the
+    bottom and right. Either way an `(H, W)` input gives
+    `(ceil(H / strides), ceil(W / strides))`.
     """
-    if strides > 1 and kernel_size > 1:
+    if padding == "symmetric" and strides > 1 and kernel_size > 1:
         # `conv1_conv` pads in `conv1_pad` (keras.applications' names).
         pad_name = name.removesuffix("_conv") + "_pad"
         x = layers.ZeroPadding2D(kernel_size // 2, name=pad_name)(x)
@@ -61,26 +67,48 @@ def conv2d(x, filters, kernel_size, strides=1, *, kernel_initializer, name):
         kernel_size,
         strides=strides,
         padding=padding,
-        use_bias=False,
+        use_bias=use_bias,
         kernel_initializer=kernel_initializer,
         name=name,
     )(x)
 
 
-def batch_norm(x, *, gamma_initializer="ones", name):
+def batch_norm(x, *, gamma_initializer="ones", momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name):
     return layers.BatchNormalization(
         axis=channel_axis(),
-        epsilon=BN_EPSILON,
-        momentum=BN_MOMENTUM,
+        epsilon=epsilon,
+        momentum=momentum,
         gamma_initializer=gamma_initializer,
         name=name,
     )(x)
 
 
-def bn_relu(x, name, suffix=""):
-    """Pre-activation BN-ReLU with the official WRN initialisation."""
-    x = batch_norm(x, gamma_initializer=WRN_GAMMA_INITIALIZER, name=f"{name}_bn{suffix}")
-    return layers.ReLU(name=f"{name}_relu{suffix}")(x)
+def activation(x, style, name):
+    """The style's activation, named `{name}` with its kind in place of
+    `act`: `group1_block1_relu1`, `..._silu1`, `..._leaky_relu1`."""
+    name = name.replace("_act", f"_{style.activation}")
+    if style.activation == "relu":
+        return layers.ReLU(name=name)(x)
+    if style.activation == "leaky_relu":
+        return layers.LeakyReLU(negative_slope=style.leaky_relu_slope, name=name)(x)
+    return layers.Activation("silu", name=name)(x)
+
+
+def bn_act(x, name, suffix="", style=PAPER_STYLE):
+    """Pre-activation BN-activation with the official WRN initialisation:
+    `{name}_bn{suffix}`, `{name}_relu{suffix}` (or `_silu`, `_leaky_relu`)."""
+    x = batch_norm(x, gamma_initializer=WRN_GAMMA_INITIALIZER, momentum=style.bn_momentum,
+                   epsilon=style.bn_epsilon, name=f"{name}_bn{suffix}")
+    return activation(x, style, f"{name}_act{suffix}")
+
+
+def _pool_pad_shortcut(x, filters, strides, name):
+    """The parameter-free shortcut: `strides`-average pooling, then zero
+    channels appended up to `filters` (google-research/sam)."""
+    if strides > 1:
+        x = layers.AveragePooling2D(strides, strides, name=f"{name}_shortcut_pool")(x)
+    return wrn_layers.ChannelZeroPadding(filters - x.shape[channel_axis()], axis=channel_axis(),
+                                         name=f"{name}_shortcut_pad")(x)
 
 
 def wide_block(
@@ -91,48 +119,60 @@ def wide_block(
     dropout_rate=0.0,
     drop_path_rate=0.0,
     *,
+    style=PAPER_STYLE,
+    first_in_network=False,
     name,
 ):
     """Pre-activation wide residual block B(M).
 
     `kernel_sizes` is M, e.g. `(3, 3)` for B(3,3) or `(3, 1, 3)`; every
-    convolution has `filters` output channels and is preceded by BN-ReLU. The
-    stride sits on the first convolution. Dropout, when enabled, follows the
-    BN-ReLU before every convolution but the first (for B(3,3): between the
-    two convolutions).
+    convolution has `filters` output channels and is preceded by
+    BN-activation. The stride sits on the first convolution. Dropout, when
+    enabled, follows the BN-activation before every convolution but the first
+    (for B(3,3): between the two convolutions).
 
-    Shortcut, as in the official code: when the channel count changes (or, a
-    case the paper's networks never reach, the stride is not one), the first
-    BN-ReLU is applied before the split and a bias-free strided 1x1 projection
-    reads that activated tensor; otherwise the shortcut is the raw input.
+    Shortcut, as in the official code (`style.shortcut="projection"`): when
+    the channel count changes (or, a case the paper's networks never reach,
+    the stride is not one), the first BN-activation is applied before the
+    split and a strided 1x1 projection reads that activated tensor;
+    otherwise the shortcut is the raw input. The other forms
+    (`keras_wrn.models.variants`) differ only in such blocks, and only when
+    the block is not `first_in_network`: `raw_projection` projects the raw
+    input; `raw_input` feeds the raw input to the first convolution and the
+    projection (and has no first batch norm); `pool_pad` average-pools and
+    zero-pads instead of projecting.
 
     Layer names: `{name}_bn1`, `{name}_relu1`, `{name}_conv1`, ...,
-    `{name}_dropout2`, ..., `{name}_shortcut`, `{name}_drop_path`, `{name}_add`.
+    `{name}_dropout2`, ..., `{name}_shortcut`, `{name}_drop_path`, `{name}_add`
+    (`silu`/`leaky_relu` in place of `relu` with those activations;
+    `{name}_shortcut_pool`, `{name}_shortcut_pad` for `pool_pad`).
 
     Input shape: `(N, H, W, C_in)` (channels_last). Output shape:
     `(N, ceil(H / strides), ceil(W / strides), filters)`.
     """
     in_channels = x.shape[channel_axis()]
     project = in_channels != filters or strides != 1
+    raw_form = project and not first_in_network and style.shortcut != "projection"
 
-    y = bn_relu(x, name, "1")
-    shortcut = (
-        conv2d(
-            y, filters, 1, strides,
-            kernel_initializer=WRN_CONV_INITIALIZER, name=f"{name}_shortcut",
-        )
-        if project
-        else x
-    )
+    def conv(tensor, kernel_size, stride, conv_name):
+        return conv2d(tensor, filters, kernel_size, stride, kernel_initializer=WRN_CONV_INITIALIZER,
+                      use_bias=style.conv_bias, padding=style.padding, name=conv_name)
+
+    y = x if raw_form and style.shortcut == "raw_input" else bn_act(x, name, "1", style)
+    if not project:
+        shortcut = x
+    else:
+        source = x if raw_form else y
+        if style.shortcut == "pool_pad":
+            shortcut = _pool_pad_shortcut(source, filters, strides, name)
+        else:
+            shortcut = conv(source, 1, strides, f"{name}_shortcut")
     for i, kernel_size in enumerate(kernel_sizes, start=1):
         if i > 1:
-            y = bn_relu(y, name, str(i))
+            y = bn_act(y, name, str(i), style)
             if dropout_rate > 0.0:
                 y = layers.Dropout(dropout_rate, name=f"{name}_dropout{i}")(y)
-        y = conv2d(
-            y, filters, kernel_size, strides if i == 1 else 1,
-            kernel_initializer=WRN_CONV_INITIALIZER, name=f"{name}_conv{i}",
-        )
+        y = conv(y, kernel_size, strides if i == 1 else 1, f"{name}_conv{i}")
     if drop_path_rate > 0.0:
         y = wrn_layers.StochasticDepth(drop_path_rate, name=f"{name}_drop_path")(y)
     return layers.Add(name=f"{name}_add")([shortcut, y])

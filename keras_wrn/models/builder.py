@@ -114,6 +114,8 @@ def resolve_preprocessing(include_preprocessing, record, model_name):
         return record.preprocessing
     if include_preprocessing is False:
         return None
+    if isinstance(include_preprocessing, str):
+        return weights_table.named_normalization(include_preprocessing)
     return weights_table.Preprocessing.from_dict(include_preprocessing)
 
 

@@ -40,6 +40,7 @@ from keras_wrn.models import blocks
 from keras_wrn.models.arguments import refuse_unknown_arguments
 from keras_wrn.models.block_types import blocks_per_group, format_block_type, registry_suffix, resolve_block_type
 from keras_wrn.models.builder import Architecture, ClassifierModel
+from keras_wrn.models.variants import PAPER_STYLE, BlockStyle
 
 CIFAR_INPUT_SIZE = 32
 # Two stride-2 groups: a 4x4 image reaches group3 at 1x1.
@@ -63,17 +64,19 @@ def default_name(depth, k, kernel_sizes):
 GROUP_STRIDES = (1, 2, 2)
 
 
-def group(x, index, width, strides, kernel_sizes, *, dropout_rate, drop_path_rates):
+def group(x, index, width, strides, kernel_sizes, *, dropout_rate, drop_path_rates, style=PAPER_STYLE):
     """Table 1's `conv{index+1}` group (our `group{index}`): one block B(M)
     of `width` channels per rate of `drop_path_rates` (its stochastic-depth
-    rate), the first with `strides` (the paper's code: `group()`).
+    rate), the first with `strides` (the paper's code: `group()`), each in
+    the variant's `style`.
 
     Input shape: `(N, H, W, C)`. Output shape: `(N, H / strides, W / strides, width)`.
     """
     for b in range(len(drop_path_rates)):
         x = blocks.wide_block(
             x, width, kernel_sizes, strides=strides if b == 0 else 1, dropout_rate=dropout_rate,
-            drop_path_rate=drop_path_rates[b], name=f"group{index}_block{b + 1}",
+            drop_path_rate=drop_path_rates[b], style=style, first_in_network=index == 1 and b == 0,
+            name=f"group{index}_block{b + 1}",
         )
     return x
 
@@ -111,6 +114,23 @@ class WideResNet(ClassifierModel):
         stochastic_depth_rate: drop probability of the last block, 1 - p_L
             (0.5 for Huang et al.'s p_L = 0.5); block l of L drops with
             probability `l / L * stochastic_depth_rate`. 0 disables it.
+        activation: `"relu"` (the paper), `"silu"` (alias `"swish"`:
+            DeepMind's robust WRNs) or `"leaky_relu"` (semi-supervised
+            WRNs), in every block and the head.
+        leaky_relu_slope: the negative slope of `"leaky_relu"` (0.1 in
+            FixMatch and its ports).
+        bn_momentum: the batch norms' moving-average momentum in Keras'
+            convention (0.9 = PyTorch's 0.1; the semi-supervised WRNs'
+            PyTorch 0.001 is 0.999).
+        bn_epsilon: the batch norms' epsilon (1e-5; 1e-3 in TensorFlow's
+            FixMatch, TorchSSL and USB).
+        stem_bias: a bias on the stem convolution.
+        conv_bias: biases on the block convolutions and projections.
+        padding: `"symmetric"` (PyTorch) or `"same"` (TensorFlow: a
+            stride-2 convolution pads only at the bottom and right).
+        shortcut: `"projection"` (the paper), `"raw_projection"`,
+            `"raw_input"` or `"pool_pad"`: what the first block of groups 2
+            and 3 adds to its branch (`keras_wrn.models.variants`).
         include_top: whether to add global pooling and the classifier.
         weights: None (random init), a tag of the weights table
             (`"cifar10"` for WRN-16-8; `keras_wrn.list_models(pretrained=True)`),
@@ -119,8 +139,11 @@ class WideResNet(ClassifierModel):
         include_preprocessing: None (default): normalise inside the model
             when the weights come from the table, with their statistics, so
             the model takes RGB pixels 0-255; True: the same, required;
-            False: never (feed inputs normalised as in training); or
-            `{"mean": [...], "std": [...]}` per channel, pixels 0-255.
+            False: never (feed inputs normalised as in training); a named
+            normalisation (`"cifar10"`, `"cifar100"`: RobustBench's
+            DMWideResNet constants; `"minus_one_to_one"`: `2x - 1`;
+            `"wrn-cifar"`, `"imagenet"`); or `{"mean": [...], "std": [...]}`
+            per channel, pixels 0-255.
         input_tensor: optional Keras tensor to build the model on.
         input_shape: image shape without the batch axis; default
             `(32, 32, 3)`; spatial dims may be None; at least 4x4.
@@ -143,6 +166,14 @@ class WideResNet(ClassifierModel):
         deepening_factor=None,
         dropout_rate=0.0,
         stochastic_depth_rate=0.0,
+        activation="relu",
+        leaky_relu_slope=0.1,
+        bn_momentum=0.9,
+        bn_epsilon=1e-5,
+        stem_bias=False,
+        conv_bias=False,
+        padding="symmetric",
+        shortcut="projection",
         include_top=True,
         weights=None,
         include_preprocessing=None,
@@ -166,16 +197,24 @@ class WideResNet(ClassifierModel):
         for arg, value in (("dropout_rate", dropout_rate), ("stochastic_depth_rate", stochastic_depth_rate)):
             if not 0.0 <= value < 1.0:
                 raise InvalidArgumentError(f"{arg} must be in [0, 1). Received: {arg}={value!r}")
+        style = BlockStyle.checked(
+            activation=activation, leaky_relu_slope=leaky_relu_slope, bn_momentum=bn_momentum,
+            bn_epsilon=bn_epsilon, stem_bias=stem_bias, conv_bias=conv_bias, padding=padding, shortcut=shortcut)
+        if style.shortcut == "pool_pad" and k < 1:
+            raise InvalidArgumentError(
+                f"shortcut='pool_pad' widens the input with zero channels, so every group must be at least as "
+                f"wide as the one before (k >= 1). Use shortcut='projection' for k < 1. Received: k={k!r}")
         # Block l of L drops with probability l / L * stochastic_depth_rate.
         rates = [stochastic_depth_rate * (i + 1) / (3 * n_blocks) for i in range(3 * n_blocks)]
         widths = group_widths(k)
 
         def body(x):
-            x = blocks.conv2d(x, 16, 3, kernel_initializer=blocks.WRN_CONV_INITIALIZER, name="stem_conv")
+            x = blocks.conv2d(x, 16, 3, kernel_initializer=blocks.WRN_CONV_INITIALIZER, use_bias=style.stem_bias,
+                              padding=style.padding, name="stem_conv")
             for index, (width, strides) in enumerate(zip(widths, GROUP_STRIDES)):
                 x = group(x, index + 1, width, strides, kernel_sizes, dropout_rate=dropout_rate,
-                          drop_path_rates=rates[index * n_blocks:(index + 1) * n_blocks])
-            return blocks.bn_relu(x, "head")  # head_bn, head_relu
+                          drop_path_rates=rates[index * n_blocks:(index + 1) * n_blocks], style=style)
+            return blocks.bn_act(x, "head", style=style)  # head_bn, head_relu
 
         architecture = Architecture(
             label=f"WRN-{depth}-{k:g}",
@@ -195,6 +234,7 @@ class WideResNet(ClassifierModel):
         self.block_type = format_block_type(kernel_sizes)
         self.dropout_rate = dropout_rate
         self.stochastic_depth_rate = stochastic_depth_rate
+        self.style = style
         self.blocks_per_group = n_blocks
 
     def _architecture_config(self):
@@ -204,4 +244,5 @@ class WideResNet(ClassifierModel):
             "block_type": self.block_type,
             "dropout_rate": self.dropout_rate,
             "stochastic_depth_rate": self.stochastic_depth_rate,
+            **self.style.to_config(),
         }

@@ -146,7 +146,7 @@ class ImageNetWideResNet(ClassifierModel):
 
         architecture = Architecture(
             label=label,
-            registry_name=label.lower(),
+            registry_name=label.lower() + ("" if block == "bottleneck" else "-imagenet"),
             default_name=label.lower().replace("-", "_").replace(".", "_"),
             default_size=IMAGENET_INPUT_SIZE,
             min_size=IMAGENET_MIN_INPUT_SIZE,

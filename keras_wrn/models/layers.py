@@ -51,3 +51,44 @@ class StochasticDepth(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_wrn")
+class ChannelZeroPadding(layers.Layer):
+    """Appends `channels` zero channels: the parameter-free shortcut of
+    google-research/sam's WRN (average pooling, then zero padding of the
+    channel axis), where a 1x1 projection would otherwise widen the input.
+
+    Args:
+        channels: how many zero channels to append (>= 0).
+        axis: the channel axis, -1 (channels_last) or 1 (channels_first).
+
+    Input shape: `(N, H, W, C)` (or `(N, C, H, W)`). Output shape:
+    `(N, H, W, C + channels)`.
+    """
+
+    def __init__(self, channels, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 0:
+            raise InvalidArgumentError(
+                f"ChannelZeroPadding appends a number >= 0 of channels. Received: channels={channels!r}")
+        if axis not in (-1, 1, 3):
+            raise InvalidArgumentError(f"ChannelZeroPadding axis must be -1, 1 or 3. Received: axis={axis!r}")
+        self.channels = channels
+        self.axis = axis
+
+    def call(self, inputs):
+        if self.channels == 0:
+            return inputs
+        widths = [[0, 0] for _ in range(len(inputs.shape))]
+        widths[self.axis][1] = self.channels
+        return ops.pad(inputs, widths)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        if shape[self.axis] is not None:
+            shape[self.axis] += self.channels
+        return tuple(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "axis": self.axis}

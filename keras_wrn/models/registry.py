@@ -7,23 +7,37 @@ checked against the built models by the tests), the input size, and the
 test errors the paper reports, with their table.
 
 Naming: `wrn-{depth}-{k}` for the CIFAR networks with B(3,3) blocks and no
-dropout; `-dropout` adds dropout between the convolutions (0.3, the CIFAR
-rate; pass `dropout_rate=0.4` for the paper's SVHN runs); `-b131` etc. name
-the block types of Table 2; `-l1`, `-l3`, `-l4` the deepening factors of
-Table 3. ImageNet: `wrn-50-2-bottleneck`, `wrn-101-2-bottleneck`,
-`wrn-{18,34}-{w}` for the wide non-bottleneck networks of Table 7.
+dropout, the paper's block and the way robustness and distillation papers
+name them (`wrn-34-10`, `wrn-40-2`); `-dropout` adds dropout between the
+convolutions (0.3, the CIFAR rate; pass `dropout_rate=0.4` for the paper's
+SVHN runs); `-b131` etc. name the block types of Table 2; `-l1`, `-l3`,
+`-l4` the deepening factors of Table 3. A variant in use today adds its
+source project (`keras_wrn.models.variants`): `wrn-70-16-deepmind`,
+`wrn-28-2-fixmatch`, `wrn-28-2-torchssl`, `wrn-28-2-usb`, `wrn-28-10-sam`.
+ImageNet: `wrn-50-2-bottleneck`, `wrn-101-2-bottleneck`, and
+`wrn-{18,34}-{w}-imagenet` for the wide non-bottleneck networks of Table 7
+(a bare `wrn-34-2` could be either family, so it is refused with both
+candidates).
+
+Each spec also says what its users do with it (`uses`: the paper,
+robustness, semi-supervised, distillation, anomaly detection, optimisers)
+and whose code it reproduces (`source`, a name of `variants.SOURCES`).
 """
 
 import dataclasses
 import difflib
 import fnmatch
 import importlib
+import re
 from typing import Any, Mapping
 
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import weights as weights_table
+from keras_wrn.models.variants import SOURCES
 
 FAMILIES = ("cifar", "imagenet")
+# What a model's users do with it, in the order `keras-wrn models --uses` groups them.
+USES = ("paper", "robustness", "semi-supervised", "distillation", "anomaly detection", "optimisers")
 
 
 class UnknownModelError(InvalidArgumentError, KeyError):
@@ -57,6 +71,14 @@ class ModelSpec:
     params: int  # trainable, with `num_classes` classes
     macs: int  # per image at `input_size`
     paper: tuple[PaperResult, ...] = ()
+    uses: tuple[str, ...] = ("paper",)  # of USES
+    source: str = "paper"  # a name of variants.SOURCES: whose code the model reproduces
+
+    def __post_init__(self):
+        unknown = [use for use in self.uses if use not in USES] + ([] if self.source in SOURCES else [self.source])
+        if unknown:
+            raise InvalidArgumentError(f"{self.name}: unknown uses or source {unknown}; uses are {USES}, "
+                                       f"sources {tuple(SOURCES)}.")
 
     def build(self, **overrides):
         """Builds the model; `overrides` replace any builder argument."""
@@ -88,6 +110,9 @@ class ModelSpec:
         return {
             "name": self.name,
             "family": self.family,
+            "uses": list(self.uses),
+            "source": self.source,
+            "source_projects": SOURCES[self.source].projects,
             "description": self.description,
             "input_size": self.input_size,
             "num_classes": self.num_classes,
@@ -108,24 +133,47 @@ def register_model(spec):
     return spec
 
 
-def list_models(pattern=None, family=None, pretrained=False):
+def list_models(pattern=None, family=None, pretrained=False, use=None):
     """Canonical model names, in registry order; `pattern` is a shell-style
     filter (`"wrn-28-*"`), `family` `"cifar"` or `"imagenet"`; `pretrained`
-    keeps those with weights in the table (`keras_wrn.models.weights`)."""
+    keeps those with weights in the table (`keras_wrn.models.weights`);
+    `use` one of `USES` (`"robustness"`, `"semi-supervised"`, ...)."""
+    if use is not None and use not in USES:
+        raise InvalidArgumentError(f"Unknown use {use!r}; valid: {', '.join(USES)}. Received: use={use!r}")
     return [
         name
         for name, spec in _REGISTRY.items()
         if (pattern is None or fnmatch.fnmatch(name, pattern))
         and (family is None or spec.family == family)
         and (not pretrained or spec.weights)
+        and (use is None or use in spec.uses)
     ]
+
+
+def _ambiguous(key):
+    """A message for a name that could mean more than one network, listing
+    the candidates, or None: `wrn-34-2` is the ImageNet WRN-34 of Table 7
+    (`wrn-34-2-imagenet`) or a CIFAR WRN-34-2 (`WideResNet(depth=34, k=2)`)."""
+    candidates = [name for name in _REGISTRY if name.startswith(f"{key}-") and name.endswith("-imagenet")]
+    match = re.fullmatch(r"wrn-(\d+)-(\d+(?:\.\d+)?)", str(key))
+    if not candidates or not match:
+        return None
+    depth, k = int(match.group(1)), match.group(2)
+    cifar = f"keras_wrn.WideResNet(depth={depth}, k={k}) (a CIFAR WRN-{depth}-{k})" if (depth - 4) % 6 == 0 else ""
+    choices = [f"{c} (ImageNet, Table 7)" for c in candidates] + ([cifar] if cifar else [])
+    what = "is ambiguous" if len(choices) > 1 else "is not registered"
+    return f"The model name {key!r} {what}: the ImageNet networks of Table 7 are named with '-imagenet'. " \
+           f"Candidates: {', '.join(choices)}. Received: name={key!r}"
 
 
 def get_model_spec(name):
     """The `ModelSpec` of a canonical name; raises `UnknownModelError`
-    listing the valid names."""
+    listing the valid names (or, for an ambiguous name, the candidates)."""
     key = name.strip().lower() if isinstance(name, str) else name
     if key not in _REGISTRY:
+        ambiguous = _ambiguous(key)
+        if ambiguous:
+            raise UnknownModelError(ambiguous)
         close = difflib.get_close_matches(str(key), list(_REGISTRY), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
@@ -144,12 +192,12 @@ def get_model(name, **overrides):
     return get_model_spec(name).build(**overrides)
 
 
-def _cifar(name, depth, k, params, macs, paper=(), description="", **kwargs):
+def _cifar(name, depth, k, params, macs, paper=(), description="", uses=("paper",), source="paper", **kwargs):
     register_model(
         ModelSpec(
             name=name,
             builder="keras_wrn.models.cifar:WideResNet",
-            kwargs={"depth": depth, "k": k, **kwargs},
+            kwargs={"depth": depth, "k": k, **SOURCES[source].options, **kwargs},
             family="cifar",
             description=description or f"WRN-{depth}-{k}",
             num_classes=10,
@@ -157,11 +205,13 @@ def _cifar(name, depth, k, params, macs, paper=(), description="", **kwargs):
             params=params,
             macs=macs,
             paper=tuple(paper),
+            uses=tuple(uses),
+            source=source,
         )
     )
 
 
-def _imagenet(name, builder, params, macs, paper=(), description="", **kwargs):
+def _imagenet(name, builder, params, macs, paper=(), description="", uses=("paper",), **kwargs):
     register_model(
         ModelSpec(
             name=name,
@@ -174,6 +224,7 @@ def _imagenet(name, builder, params, macs, paper=(), description="", **kwargs):
             params=params,
             macs=macs,
             paper=tuple(paper),
+            uses=tuple(uses),
         )
     )
 
@@ -199,13 +250,15 @@ _cifar("wrn-22-8", 22, 8, 17_158_106, 2_454_115_328,
 _cifar("wrn-22-10", 22, 10, 26_797_914, 3_827_751_168,
        _results("Table 4", 4.44, 20.75, note=_T4))
 _cifar("wrn-28-10", 28, 10, 36_479_194, 5_243_328_768,
-       _results("Table 4", 4.17, 20.50, note=_T4) + _results("Table 5", 4.00, 19.25, note=_T5))
+       _results("Table 4", 4.17, 20.50, note=_T4) + _results("Table 5", 4.00, 19.25, note=_T5),
+       uses=("paper", "robustness", "optimisers"))
 _cifar("wrn-28-12", 28, 12, 52_517_850, 7_543_905_792,
        _results("Table 4", 4.33, 20.43, note=_T4))
 _cifar("wrn-40-1", 40, 1, 563_930, 83_280_512,
-       _results("Table 4", 6.85, 30.89, note=_T4))
+       _results("Table 4", 6.85, 30.89, note=_T4), uses=("paper", "distillation"))
 _cifar("wrn-40-2", 40, 2, 2_243_546, 327_599_360,
-       _results("Table 4", 5.33, 26.04, note=_T4) + _results("Table 3", 5.43, note="l = 2"))
+       _results("Table 4", 5.33, 26.04, note=_T4) + _results("Table 3", 5.43, note="l = 2"),
+       uses=("paper", "distillation"))
 _cifar("wrn-40-4", 40, 4, 8_949_210, 1_298_582_016,
        _results("Table 4", 4.97, 22.89, note=_T4) + _results("Table 5", 4.53, 21.18, note=_T5))
 _cifar("wrn-40-8", 40, 8, 35_748_314, 5_172_024_320,
@@ -246,10 +299,46 @@ for _l, _error in ((1, 6.69), (3, 5.65), (4, 5.93)):
            _results("Table 3", _error, note=f"l = {_l}"),
            f"WRN-40-2 with l = {_l} 3x3 convolutions per block", deepening_factor=_l)
 
+# The variants in use today (keras_wrn.models.variants), named after their
+# source where their function differs from the paper's.
+_cifar("wrn-16-1", 16, 1, 175_066, 26_657_408,
+       description="WRN-16-1, a distillation student (RepDistiller, mdistiller)",
+       uses=("distillation",), source="xternalz")
+_cifar("wrn-16-2", 16, 2, 691_674, 101_106_944,
+       description="WRN-16-2, a distillation student (RepDistiller, mdistiller)",
+       uses=("distillation",), source="xternalz")
+_cifar("wrn-34-10", 34, 10, 46_160_474, 6_658_906_368,
+       description="WRN-34-10, the robustness papers' network (TRADES, RobustBench)",
+       uses=("robustness",), source="xternalz")
+_cifar("wrn-34-20", 34, 20, 184_531_674, 26_581_856_768,
+       description="WRN-34-20 (RobustBench's TRADES-family models)",
+       uses=("robustness",), source="xternalz")
+for _depth, _k, _params, _macs in ((28, 10, 36_479_194, 5_243_328_768), (70, 16, 266_796_506, 38_764_210_176)):
+    _cifar(f"wrn-{_depth}-{_k}-deepmind", _depth, _k, _params, _macs,
+           description=f"WRN-{_depth}-{_k}, DeepMind's robust WRN (SiLU, 'same' padding; RobustBench DMWideResNet)",
+           uses=("robustness",), source="deepmind")
+# Parameters with biases (fixmatch, usb) and without the unused first batch
+# norm of groups 2 and 3 (torchssl); MACs: (params, torchssl params, MACs).
+_SSL = {2: (1_469_642, 1_469_450, 214_353_152), 8: (23_362_922, 23_362_154, 3_360_084_992)}
+for _k, (_params, _torchssl_params, _macs) in _SSL.items():
+    _cifar(f"wrn-28-{_k}-fixmatch", 28, _k, _params, _macs,
+           description=f"WRN-28-{_k} of FixMatch/MixMatch's TensorFlow code (leaky ReLU 0.1, biases, 'same')",
+           uses=("semi-supervised",), source="fixmatch")
+    _cifar(f"wrn-28-{_k}-torchssl", 28, _k, _torchssl_params, _macs,
+           description=f"WRN-28-{_k} of TorchSSL (leaky ReLU 0.1, biases; raw input into groups 2 and 3)",
+           uses=("semi-supervised",), source="torchssl")
+    _cifar(f"wrn-28-{_k}-usb", 28, _k, _params, _macs,
+           description=f"WRN-28-{_k} of USB/semilearn (leaky ReLU 0.1, biases, BN eps 1e-3)",
+           uses=("semi-supervised",), source="usb")
+_cifar("wrn-28-10-sam", 28, 10, 36_220_634, 5_214_492_928,
+       description="WRN-28-10 of SAM's Flax code (parameter-free pool-and-pad shortcut, 'same' padding)",
+       uses=("optimisers",), source="sam")
+
 # ImageNet: Table 8 (bottleneck) and Table 7 (wide non-bottleneck).
 _imagenet("wrn-50-2-bottleneck", "WideResNet50_2", 68_883_240, 11_398_021_120,
           [PaperResult("imagenet", 21.9, "Table 8", 6.03, "single crop")],
-          "WRN-50-2-bottleneck (torchvision wide_resnet50_2)")
+          "WRN-50-2-bottleneck (torchvision wide_resnet50_2; PatchCore's backbone)",
+          uses=("paper", "anomaly detection"))
 _imagenet("wrn-101-2-bottleneck", "WideResNet101_2", 126_886_696, 22_753_050_624,
           description="WRN-101-2-bottleneck (torchvision wide_resnet101_2; not in the paper)")
 _T7 = {
@@ -260,6 +349,6 @@ _T7 = {
 }
 for _depth, _widths in _T7.items():
     for _w, (_params, _macs, _top1, _top5) in _widths.items():
-        _imagenet(f"wrn-{_depth}-{_w:g}", f"WideResNet{_depth}",
+        _imagenet(f"wrn-{_depth}-{_w:g}-imagenet", f"WideResNet{_depth}",
                   _params, _macs, [PaperResult("imagenet", _top1, "Table 7", _top5, "single crop")],
                   f"Wide non-bottleneck WRN-{_depth} at width {_w:g}", width=_w)

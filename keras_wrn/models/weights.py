@@ -80,6 +80,34 @@ CIFAR_PREPROCESSING = Preprocessing(CIFAR_MEAN, CIFAR_STD)
 IMAGENET_PREPROCESSING = Preprocessing(IMAGENET_MEAN, IMAGENET_STD)
 
 
+def _unit(mean, std):
+    """Statistics of pixels in [0, 1] as statistics of pixels 0-255."""
+    return Preprocessing(tuple(255.0 * m for m in mean), tuple(255.0 * s for s in std))
+
+
+# The normalisations models in use carry, by name (`include_preprocessing=
+# "cifar10"`): the official WRN code's CIFAR statistics; the CIFAR-10 and
+# CIFAR-100 constants of RobustBench's DMWideResNet (and most PyTorch CIFAR
+# code); torchvision's ImageNet ones; and `2x - 1` on [0, 1] pixels.
+NORMALIZATIONS = {
+    "wrn-cifar": CIFAR_PREPROCESSING,
+    "cifar10": _unit((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
+    "cifar100": _unit((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagenet": IMAGENET_PREPROCESSING,
+    "minus_one_to_one": _unit((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+
+
+def named_normalization(name):
+    """The `Preprocessing` of a name of `NORMALIZATIONS`; others are refused,
+    listing them."""
+    if name not in NORMALIZATIONS:
+        raise InvalidArgumentError(
+            f"Unknown normalisation {name!r}. Named ones: {', '.join(NORMALIZATIONS)} (or pass "
+            f"{{'mean': [...], 'std': [...]}} per channel, pixels 0-255). Received: include_preprocessing={name!r}")
+    return NORMALIZATIONS[name]
+
+
 @dataclasses.dataclass(frozen=True)
 class Weights:
     """Weights a registered model can be built with: `weights=tag`."""

@@ -78,15 +78,15 @@ def test_weights_from_the_table_take_raw_pixels(tmp_path, monkeypatch):
     cache = os.path.join(str(tmp_path), "models", "keras_wrn")
     os.makedirs(cache)
     os.replace(staged, os.path.join(cache, f"resnet18-{prefix}.pth"))
-    record = dataclasses.replace(weights.get_weights("wrn-50-2-bottleneck", "imagenet"), model="wrn-18-1",
+    record = dataclasses.replace(weights.get_weights("wrn-50-2-bottleneck", "imagenet"), model="wrn-18-1-imagenet",
                                  tag="test-random", source=f"https://weights.invalid/resnet18-{prefix}.pth",
                                  sha256=prefix)
     weights.register_weights(record)
     try:
-        model = keras_wrn.get_model("wrn-18-1", weights="test-random", input_shape=(96, 96, 3),
+        model = keras_wrn.get_model("wrn-18-1-imagenet", weights="test-random", input_shape=(96, 96, 3),
                                     classifier_activation=None)
     finally:
-        weights.unregister_weights("wrn-18-1", "test-random")
+        weights.unregister_weights("wrn-18-1-imagenet", "test-random")
     pixels = np.random.default_rng(5).integers(0, 256, (2, 96, 96, 3)).astype("uint8")
     normalised = (pixels / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     with torch.no_grad():

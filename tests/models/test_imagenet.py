@@ -37,7 +37,7 @@ TABLE_7 = [(18, 1.0, 11.7), (18, 1.5, 25.9), (18, 2.0, 45.6), (18, 3.0, 101.8),
 @pytest.mark.parametrize("depth, width, millions", TABLE_7)
 def test_table_7_parameter_counts(depth, width, millions):
     # The registry's pinned counts, checked against the built models in tests/models/test_registry.py.
-    spec = keras_wrn.get_model_spec(f"wrn-{depth}-{width:g}")
+    spec = keras_wrn.get_model_spec(f"wrn-{depth}-{width:g}-imagenet")
     assert spec.kwargs == {"width": width} and spec.builder.endswith(f"WideResNet{depth}")
     assert round(spec.params / 1e6, 1) == millions
 

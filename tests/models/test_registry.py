@@ -15,7 +15,8 @@ from keras_wrn.models.arguments import default_input_shape
 NAMES = keras_wrn.list_models()
 # One of each kind: B(3,3), dropout, a three-convolution block type, a two-convolution one, a
 # deepening factor, and the ImageNet family's smallest member.
-KINDS = ["wrn-40-1", "wrn-16-4-dropout", "wrn-22-2-b313", "wrn-40-2-b13", "wrn-40-2-l4", "wrn-18-1"]
+KINDS = ["wrn-40-1", "wrn-16-4-dropout", "wrn-22-2-b313", "wrn-40-2-b13", "wrn-40-2-l4", "wrn-18-1-imagenet",
+         "wrn-16-2", "wrn-28-2-fixmatch", "wrn-28-2-torchssl", "wrn-28-2-usb"]
 OTHERS = sorted(set(NAMES) - set(KINDS))
 BUILT_FAST = [n for n in NAMES if keras_wrn.get_model_spec(n).params < 20_000_000]
 BUILT_SLOW = sorted(set(NAMES) - set(BUILT_FAST))
@@ -30,9 +31,10 @@ def tiny_overrides(spec):
 def test_registry_holds_the_papers_models():
     assert len(NAMES) == len(set(NAMES))
     for name in ("wrn-16-8", "wrn-28-10", "wrn-40-4", "wrn-28-10-dropout",
-                 "wrn-50-2-bottleneck", "wrn-18-1.5", "wrn-34-2"):
+                 "wrn-50-2-bottleneck", "wrn-18-1.5-imagenet", "wrn-34-2-imagenet",
+                 "wrn-34-10", "wrn-70-16-deepmind", "wrn-28-2-usb", "wrn-16-2"):
         assert name in NAMES
-    assert keras_wrn.list_models("wrn-28-*") == ["wrn-28-10", "wrn-28-12", "wrn-28-10-dropout", "wrn-28-2"]
+    assert keras_wrn.list_models("wrn-28-*", use="paper") == ["wrn-28-10", "wrn-28-12", "wrn-28-10-dropout", "wrn-28-2"]
     assert all(keras_wrn.get_model_spec(n).family == "imagenet" for n in keras_wrn.list_models(family="imagenet"))
 
 
@@ -43,7 +45,7 @@ def check_metadata(name):
     assert model.output_shape == (None, spec.num_classes)
     assert keras_wrn.count_params(model) == spec.params
     assert keras_wrn.count_macs(model) == spec.macs
-    assert spec.paper or name == "wrn-101-2-bottleneck"
+    assert spec.paper or name == "wrn-101-2-bottleneck" or "paper" not in spec.uses
 
 
 @pytest.mark.parametrize("name", BUILT_FAST)
