@@ -23,7 +23,9 @@ from keras_wrn.data.download import MIRROR_ENV
 from keras_wrn.errors import KerasWRNError
 from keras_wrn.export import FORMATS
 from keras_wrn.export.tflite import QUANTIZATIONS
+from keras_wrn.convert.sources import CHECKPOINT_SOURCES as CHECKPOINT_SOURCE_NAMES
 from keras_wrn.models import registry
+from keras_wrn.models.weights import NORMALIZATIONS
 from keras_wrn.models.variants import SOURCES
 from keras_wrn.training.config import PRECISIONS, STRATEGIES
 from keras_wrn.training.evaluate import WEIGHT_CHOICES
@@ -400,29 +402,45 @@ def predict_command(model, images, top_k, dataset, data_dir, as_json):
 
 
 @main.command("convert")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "model_name", required=True,
-              help="Registered model name, e.g. wrn-50-2-bottleneck, wrn-28-10 (`keras-wrn models`).")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", type=click.Choice(list(CHECKPOINT_SOURCE_NAMES)),
+              help="The project the weights come from, which fixes the forward the file cannot say "
+                   "(default: the file's key layout, where one project uses it).")
+@click.option("--model", "model_name",
+              help="Registered model name (ImageNet layouts: required, e.g. wrn-50-2-bottleneck; CIFAR sources: "
+                   "optional, checked against the file).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .keras file to write.")
+@click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]),
+              help="Normalise pixels 0-255 inside the model with this dataset's constants (DeepMind's models need "
+                   "it or --normalization).")
+@click.option("--normalization", type=click.Choice(list(NORMALIZATIONS)),
+              help="Normalise pixels 0-255 inside the model: zero_to_one for models trained on [0, 1] inputs, ...")
+@click.option("--ema", is_flag=True, help="Convert the EMA weights a semi-supervised checkpoint holds.")
 @click.option("--input-size", type=click.IntRange(min=1), help="Square input size (default: the registry's).")
-def convert_command(source, model_name, out, input_size):
-    """Convert a PyTorch checkpoint (torchvision/timm .pth or .safetensors, or
-    the paper's official functional checkpoints) into a keras_wrn .keras model.
+def convert_command(checkpoint, source, model_name, out, dataset, normalization, ema, input_size):
+    """Convert a PyTorch checkpoint into a keras_wrn .keras model: torchvision
+    and timm ResNets, the paper's official checkpoints, and the CIFAR WRNs of
+    RobustBench (xternalz, deepmind), the semi-supervised codebases
+    (fixmatch-torch, torchssl, usb), RepDistiller and pytorchcv.
 
-    The file is read without running code from it (torch weights_only=True, or
-    safetensors); every tensor that is unmapped, missing or mis-shaped is
-    reported by name.
+    CIFAR sources take depth, width, biases and classes from the file and the
+    forward from --source. The file is read without running code from it
+    (torch weights_only=True, or safetensors); what it contradicts, and every
+    tensor that is unmapped, missing or mis-shaped, is refused by name.
     """
     from keras_wrn.convert import convert_checkpoint
 
     try:
-        _, report = convert_checkpoint(source, model_name, out, input_size=input_size)
+        _, report = convert_checkpoint(checkpoint, model_name, out, source=source, dataset=dataset,
+                                       normalization=normalization, ema=ema, input_size=input_size)
     except KerasWRNError as error:
         _fail_cleanly(error)
-    click.echo(f"Converted {report['tensors']} tensors of the {report['layout']} checkpoint into "
+    unused = f", {len(report['unused_layers'])} unused batch norms dropped" if report["unused_layers"] else ""
+    takes = "RGB pixels 0-255" if report["normalization"] else "inputs normalised as in its training"
+    click.echo(f"Converted {report['tensors']} tensors of the {report['source']} checkpoint into "
                f"{report['layers']} layers of {report['model']}"
                + (f" ({report['num_classes']} classes)" if report["num_classes"] else " (no classifier)")
-               + f": {report['out']}")
+               + f"{unused}; it takes {takes}: {report['out']}")
 
 
 @main.command("benchmark")

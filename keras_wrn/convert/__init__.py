@@ -12,6 +12,7 @@ _EXPORTS = {
     "CheckpointError": "checkpoint",
     "read_state_dict": "checkpoint",
     "convert_checkpoint": "convert",
+    "CHECKPOINT_SOURCES": "sources",
     "ConversionError": "mapping",
     "detect_layout": "mapping",
     "to_keras_layer_weights": "mapping",

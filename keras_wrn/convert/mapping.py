@@ -1,4 +1,4 @@
-"""PyTorch state dicts -> keras_wrn layer weights, for three layouts:
+"""PyTorch state dicts -> keras_wrn layer weights, one mapper per key layout:
 
 - `torchvision` (also timm's ResNets): `conv1`, `bn1`, `layer1.0.conv1`,
   `layer1.0.bn1`, `layer1.0.downsample.0/1`, `fc`, onto the ImageNet models
@@ -12,7 +12,23 @@
   `wide-resnet-50-2-export-5ae25d50.pth`), whose BatchNorms are folded into
   conv biases: `conv0`, `group0.block0.conv0..2`, `group0.block0.conv_dim`,
   `fc`. Each biased conv becomes the conv plus its BatchNorm set to the
-  identity with beta = bias, which computes the same function.
+  identity with beta = bias, which computes the same function;
+- `xternalz`: xternalz/WideResNet-pytorch's names, which RobustBench's
+  TRADES-family models, RepDistiller, mdistiller and the semi-supervised
+  PyTorch code share: `conv1`, `block{1,2,3}.layer.{i}.bn1`, `.conv1`,
+  `.bn2`, `.conv2`, `.convShortcut`, `bn1`, `fc` (USB: `classifier`);
+  RobustBench's unused `sub_block1.*` is dropped;
+- `deepmind`: RobustBench's `DMWideResNet`: `init_conv`,
+  `layer.{g}.block.{i}.batchnorm_0`, `.conv_0`, `.batchnorm_1`, `.conv_1`,
+  `.shortcut`, `batchnorm`, `logits` (its `mean`/`std` buffers, when a file
+  has them, are read by `convert.sources`, not mapped here);
+- `pytorchcv`: imgclsmob's CIFAR WRNs: `features.init_block`,
+  `features.stage{s}.unit{u}.body.conv{1,2}.bn` / `.conv`,
+  `.identity_conv`, `features.post_activ.bn`, `output`.
+
+A key layout says where each tensor goes, not what the network computes:
+several projects share the xternalz names with different forwards, so the
+function comes from the `--source` (`keras_wrn.convert.sources`).
 
 The result maps Keras layer names to weight lists in Keras order: conv
 kernels (kh, kw, in, out), BatchNorm [gamma, beta, moving mean, moving
@@ -20,8 +36,6 @@ variance], Dense [kernel (in, out), bias].
 """
 
 import re
-
-import numpy as np
 
 from keras_wrn.errors import InvalidArgumentError
 
@@ -46,7 +60,8 @@ def _modules(state):
 
 
 def _conv(tensors):
-    return [tensors["weight"].transpose(2, 3, 1, 0)]
+    """Kernel (kh, kw, in, out), then the bias where the file has one."""
+    return [tensors["weight"].transpose(2, 3, 1, 0)] + ([tensors["bias"]] if "bias" in tensors else [])
 
 
 def _bn(tensors):
@@ -58,14 +73,22 @@ def _dense(tensors):
 
 
 def _identity_bn(bias):
+    import numpy as np
+
     channels = len(bias)
     return [np.ones(channels, np.float32), bias.astype(np.float32), np.zeros(channels, np.float32),
             np.full(channels, 1.0 - BN_EPSILON, np.float32)]
 
 
 def detect_layout(state):
-    """'torchvision', 'official-cifar' or 'official-imagenet'."""
+    """The key layout of a state dict: a name of `LAYOUTS`."""
     keys = set(state)
+    if any(k.startswith("block1.layer.0.") for k in keys) and "conv1.weight" in keys:
+        return "xternalz"
+    if "init_conv.weight" in keys and any(k.startswith("layer.0.block.0.") for k in keys):
+        return "deepmind"
+    if any(k.startswith("features.stage1.unit1.body.") for k in keys):
+        return "pytorchcv"
     if any(k.startswith("layer1.") for k in keys) and "conv1.weight" in keys:
         return "torchvision"
     if "conv0.weight" in keys and "conv0.bias" in keys and "group0.block0.conv0.weight" in keys:
@@ -75,8 +98,10 @@ def detect_layout(state):
     shown = ", ".join(sorted(keys)[:8])
     raise ConversionError(
         f"Unrecognised checkpoint layout (first keys: {shown}). keras-wrn converts torchvision/timm "
-        f"ResNets (conv1, layer1.0.conv1, ...) and the paper's official functional checkpoints "
-        f"(conv0, group0.block0.conv0, ...)."
+        f"ResNets (conv1, layer1.0.conv1, ...), the paper's official functional checkpoints "
+        f"(conv0, group0.block0.conv0, ...), xternalz-style CIFAR WRNs (conv1, block1.layer.0.bn1, ...), "
+        f"DeepMind's (init_conv, layer.0.block.0.batchnorm_0, ...) and pytorchcv's "
+        f"(features.init_block, features.stage1.unit1.body.conv1.bn, ...)."
     )
 
 
@@ -130,8 +155,57 @@ def _official_imagenet(module, tensors):
     return {f"{prefix}_conv": _conv(tensors), f"{prefix}_bn": _identity_bn(tensors["bias"])}
 
 
-LAYOUTS = {"torchvision": _torchvision, "official-cifar": _official_cifar,
-           "official-imagenet": _official_imagenet}
+_BLOCK_PARTS = {"bn1": "bn1", "conv1": "conv1", "bn2": "bn2", "conv2": "conv2", "convShortcut": "shortcut"}
+
+
+def _cifar_part(name, tensors):
+    """`{keras layer: weights}` of a CIFAR WRN layer by keras_wrn's name."""
+    kind = _bn if "_bn" in name or name == "head_bn" else _dense if name == "predictions" else _conv
+    return {name: kind(tensors)}
+
+
+def _xternalz(module, tensors):
+    if module.startswith("sub_block1."):
+        return {}  # RobustBench's WideResNet builds it and never calls it
+    names = {"conv1": "stem_conv", "bn1": "head_bn", "fc": "predictions", "classifier": "predictions"}
+    if module in names:
+        return _cifar_part(names[module], tensors)
+    match = re.fullmatch(r"block([123])\.layer\.(\d+)\.(bn1|conv1|bn2|conv2|convShortcut)", module)
+    if match:
+        group, block, part = match.groups()
+        return _cifar_part(f"group{group}_block{int(block) + 1}_{_BLOCK_PARTS[part]}", tensors)
+    return None
+
+
+def _deepmind(module, tensors):
+    names = {"init_conv": "stem_conv", "batchnorm": "head_bn", "logits": "predictions"}
+    if module in names:
+        return _cifar_part(names[module], tensors)
+    parts = {"batchnorm_0": "bn1", "conv_0": "conv1", "batchnorm_1": "bn2", "conv_1": "conv2", "shortcut": "shortcut"}
+    match = re.fullmatch(r"layer\.([012])\.block\.(\d+)\.(batchnorm_[01]|conv_[01]|shortcut)", module)
+    if match:
+        group, block, part = match.groups()
+        return _cifar_part(f"group{int(group) + 1}_block{int(block) + 1}_{parts[part]}", tensors)
+    return None
+
+
+def _pytorchcv(module, tensors):
+    names = {"features.init_block": "stem_conv", "features.init_block.conv": "stem_conv",
+             "features.post_activ.bn": "head_bn", "output": "predictions"}
+    if module in names:
+        return _cifar_part(names[module], tensors)
+    match = re.fullmatch(r"features\.stage([123])\.unit(\d+)\.(body\.conv([12])\.(bn|conv)|identity_conv)", module)
+    if match:
+        group, unit, _, index, kind = match.groups()
+        part = "shortcut" if index is None else f"{kind}{index}"
+        return _cifar_part(f"group{group}_block{unit}_{part}", tensors)
+    return None
+
+
+LAYOUTS = {"torchvision": _torchvision, "official-cifar": _official_cifar, "official-imagenet": _official_imagenet,
+           "xternalz": _xternalz, "deepmind": _deepmind, "pytorchcv": _pytorchcv}
+# The key layouts of CIFAR WRNs: their layer weights carry keras_wrn's CIFAR names.
+CIFAR_LAYOUTS = ("official-cifar", "xternalz", "deepmind", "pytorchcv")
 
 
 def to_keras_layer_weights(state, layout=None):

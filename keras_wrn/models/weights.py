@@ -88,13 +88,15 @@ def _unit(mean, std):
 # The normalisations models in use carry, by name (`include_preprocessing=
 # "cifar10"`): the official WRN code's CIFAR statistics; the CIFAR-10 and
 # CIFAR-100 constants of RobustBench's DMWideResNet (and most PyTorch CIFAR
-# code); torchvision's ImageNet ones; and `2x - 1` on [0, 1] pixels.
+# code); torchvision's ImageNet ones; `2x - 1` on [0, 1] pixels; and
+# pixels / 255 (models trained on [0, 1] inputs without normalisation).
 NORMALIZATIONS = {
     "wrn-cifar": CIFAR_PREPROCESSING,
     "cifar10": _unit((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
     "cifar100": _unit((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "imagenet": IMAGENET_PREPROCESSING,
     "minus_one_to_one": _unit((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "zero_to_one": _unit((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
 
 

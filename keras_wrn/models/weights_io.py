@@ -26,7 +26,7 @@ LAYER_WEIGHTS_SUFFIX = ".npz"
 KERAS_SUFFIXES = (".weights.h5", ".keras")
 WEIGHTS_SUFFIXES = (*KERAS_SUFFIXES, LAYER_WEIGHTS_SUFFIX)
 # PyTorch checkpoints, which keras_wrn.convert turns into layer weights.
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".pth.tar", ".pt.tar", ".safetensors")
 
 
 class WeightsMismatchError(InvalidArgumentError):
