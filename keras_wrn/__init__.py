@@ -33,7 +33,8 @@ KERAS_CLASSES = {
     "keras_wrn.models.cifar": ("WideResNet",),
     "keras_wrn.models.imagenet": ("ImageNetWideResNet",),
     "keras_wrn.models.layers": ("StochasticDepth", "ChannelZeroPadding"),
-    "keras_wrn.data.augment": ("RandomReflectCrop", "ZCAWhitening"),
+    "keras_wrn.data.augment": ("RandomReflectCrop", "ZCAWhitening", "Cutout"),
+    "keras_wrn.training.losses": ("SmoothedCrossentropy",),
     "keras_wrn.training.optimizer": ("TorchSGD",),
 }
 register_with_keras(KERAS_CLASSES)

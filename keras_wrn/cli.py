@@ -19,15 +19,16 @@ from rich.table import Table
 
 from keras_wrn import framework_logs
 from keras_wrn._version import __version__
+from keras_wrn.convert.sources import CHECKPOINT_SOURCES as CHECKPOINT_SOURCE_NAMES
+from keras_wrn.data import AUGMENTATIONS
 from keras_wrn.data.download import MIRROR_ENV
 from keras_wrn.errors import KerasWRNError
 from keras_wrn.export import FORMATS
 from keras_wrn.export.tflite import QUANTIZATIONS
-from keras_wrn.convert.sources import CHECKPOINT_SOURCES as CHECKPOINT_SOURCE_NAMES
 from keras_wrn.models import registry
-from keras_wrn.models.weights import NORMALIZATIONS
 from keras_wrn.models.variants import SOURCES
-from keras_wrn.training.config import PRECISIONS, STRATEGIES
+from keras_wrn.models.weights import NORMALIZATIONS
+from keras_wrn.training.config import OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES, STRATEGIES
 from keras_wrn.training.evaluate import WEIGHT_CHOICES
 
 DATASET_COLUMNS = (("cifar10", "C-10"), ("cifar100", "C-100"), ("svhn", "SVHN"))
@@ -211,6 +212,23 @@ def _fail_cleanly(error):
 @click.option("--dropout", "dropout_rate", type=click.FloatRange(0, 1, max_open=True), help="Dropout between convolutions (CIFAR models).")
 @click.option("--zca", is_flag=True, default=None,
               help="GCN + ZCA whitening fitted on the training set (the paper's Table 4), not mean/std.")
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="paper", show_default=True,
+              help="paper: the dataset's preset; sam / asam: the SAM and ASAM papers' CIFAR recipe (SAM rho 0.05 "
+                   "/ ASAM rho 0.5, label smoothing 0.1, cosine, 200 epochs, Cutout) on top of it.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
+              help="sgd (the paper's), sam or asam (sharpness-aware: two passes per step).  [default: the recipe's]")
+@click.option("--sam-rho", type=click.FloatRange(min=0, min_open=True),
+              help="SAM's neighbourhood radius.  [default: 0.05 for sam, 0.5 for asam]")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Label smoothing (e.g. 0.1).")
+@click.option("--schedule", type=click.Choice(SCHEDULES),
+              help="step (--lr-boundaries, --lr-factor) or cosine (to 0 over the run).  [default: the recipe's]")
+@click.option("--warmup-epochs", type=click.IntRange(min=0), help="Linear warm-up from 0 (cosine).")
+@click.option("--ema", "ema_decay", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="DECAY",
+              help="Keep an exponential moving average of the weights (e.g. 0.999), tested every epoch and saved "
+                   "as ema.weights.h5 (--weights ema in evaluate, export, predict).")
+@click.option("--augment", type=click.Choice(AUGMENTATIONS),
+              help="paper (flip and crop), cutout (then a Cutout of half the side: 16x16 on CIFAR) or randaugment "
+                   "(Keras' RandAugment first).")
 @click.option("--seed", type=int, help="Random seed (data order, augmentation, init).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; default runs/DATASET-MODEL.")
 @click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
@@ -239,7 +257,8 @@ def _fail_cleanly(error):
               help="Continue from the run folder's last checkpoint; --no-resume refuses a used folder.")
 @click.option("--smoke", is_flag=True, help="Shrink the run to seconds: 2 epochs of 3 tiny steps.")
 def train_command(lr_boundaries, **options):
-    """Train a WRN with the paper's recipe for --dataset (every value overridable).
+    """Train a WRN with the paper's recipe for --dataset, or a newer one
+    (--recipe sam), every value overridable.
 
     The run folder keeps checkpoints (a killed run resumes when started again
     with the same command), best/last weights, metrics.jsonl, TensorBoard
@@ -301,7 +320,8 @@ def prepare_command(datasets, data_dir, data_mirror):
 @click.option("--dataset", help="Dataset to test on (default: the run's).")
 @click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--weights", type=click.Choice(WEIGHT_CHOICES), default="final", show_default=True,
-              help="For a run folder: model.keras, best.weights.h5 or last.weights.h5.")
+              help="For a run folder: model.keras, best.weights.h5, last.weights.h5 or ema.weights.h5 (runs with "
+                   "--ema).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
@@ -338,7 +358,8 @@ def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
               help="SavedModel version number (default: the next free one; never overwrites).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing .tflite file of the same quantisation.")
 @click.option("--weights", type=click.Choice(WEIGHT_CHOICES), default="final", show_default=True,
-              help="For a run folder: model.keras, best.weights.h5 or last.weights.h5.")
+              help="For a run folder: model.keras, best.weights.h5, last.weights.h5 or ema.weights.h5 (runs with "
+                   "--ema).")
 @click.option("--dataset", help="Dataset of a .keras TARGET (normalisation, class names, test images).")
 @click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--max-examples", type=click.IntRange(min=1),
@@ -377,14 +398,16 @@ def export_command(target, export_format, quantize, out, version, overwrite, wei
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--dataset", help="Dataset of a .keras MODEL outside a run folder (normalisation, class names).")
 @click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
+@click.option("--weights", type=click.Choice(WEIGHT_CHOICES), default="final", show_default=True,
+              help="For a run folder: model.keras, best, last or ema (runs with --ema) weights.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def predict_command(model, images, top_k, dataset, data_dir, as_json):
+def predict_command(model, images, top_k, dataset, data_dir, weights, as_json):
     """Classify IMAGES (JPEG, PNG, GIF, BMP) with MODEL: a run folder, a .keras
     file, a SavedModel (version folder or base path) or a .tflite file."""
     from keras_wrn.export import load_predictor
 
     try:
-        predictor = load_predictor(model, dataset=dataset, data_dir=data_dir)
+        predictor = load_predictor(model, dataset=dataset, data_dir=data_dir, weights=weights)
         results = predictor.top_k(images, k=top_k)
     except KerasWRNError as error:
         _fail_cleanly(error)

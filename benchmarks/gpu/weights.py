@@ -1,5 +1,6 @@
-"""GPU job `weights`: WRN-28-10 CIFAR-10 weights with the paper's recipe,
-shortened to what fits the time budget, on the JPEG copy of CIFAR-10.
+"""GPU job `weights`: WRN-28-10 CIFAR-10 weights with the paper's recipe
+(or `--recipe sam`: SAM, label smoothing, cosine, Cutout), shortened to what
+fits the time budget, on the JPEG copy of CIFAR-10.
 
     python3 benchmarks/gpu/weights.py --budget 480 --out $OUT     # on the lent GPU, via pack.py's command
     cp .gpu-out/weights/*.part[3-9] $OUT/                         # the second, seconds-long call
@@ -7,7 +8,8 @@ shortened to what fits the time budget, on the JPEG copy of CIFAR-10.
 `keras-wrn train`'s Keras fit trainer under JAX (mixed bfloat16, XLA), with
 the time budget of `examples/train_cifar10_in_memory.py`: a probe of the
 compiled step first, then the epochs that fit, the rate dropping at the
-paper's fractions of them (60, 120, 160 of 200); a hard stop after any epoch
+paper's fractions of them (60, 120, 160 of 200; the cosine of `--recipe sam`
+spans them); a hard stop after any epoch
 when the budget runs out. The network's weights are then saved as float16
 layer weights (the weights table's format, about 73 MB for WRN-28-10) and cut
 into parts of at most 16 MiB with their SHA-256 (`kit.split`). `$OUT` gets
@@ -53,6 +55,7 @@ def main():
     parser.add_argument("--out", default=os.environ.get("OUT"), help="the folder brought back ($OUT)")
     parser.add_argument("--data", default=kit.kit_path(kit.DATA, "cifar10-jpeg.tar.gz"))
     parser.add_argument("--model", default="wrn-28-10")
+    parser.add_argument("--recipe", default="paper", help="paper, or sam / asam (keras_wrn.training.config.RECIPES)")
     parser.add_argument("--epochs", type=int, default=200, help="at most this many (the paper's 200)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--precision", default="mixed_bfloat16")
@@ -74,12 +77,14 @@ def main():
     spec = data.get_dataset_spec("cifar10")
     x_train = data.in_memory_arrays(spec, args.data)[0]
     shutil.rmtree(args.run_dir, ignore_errors=True)
-    config = TrainConfig.from_preset("cifar10", model=args.model, data_dir=args.data, run_dir=args.run_dir,
-                                     epochs=args.epochs, batch_size=args.batch_size, precision=args.precision,
-                                     lr_boundaries=scaled_boundaries(args.epochs))
+    config = TrainConfig.from_preset("cifar10", recipe=args.recipe, model=args.model, data_dir=args.data,
+                                     run_dir=args.run_dir, epochs=args.epochs, batch_size=args.batch_size,
+                                     precision=args.precision, lr_boundaries=scaled_boundaries(args.epochs))
     epochs, rate = epochs_in_budget(config, spec, budget.left(), images_per_epoch=len(x_train), log=out.log)
     config = dataclasses.replace(config, epochs=epochs, lr_boundaries=scaled_boundaries(epochs))
-    out.log(f"training {epochs} epochs (rate drops at {list(config.lr_boundaries)})")
+    plan = f"rate drops at {list(config.lr_boundaries)}" if config.schedule == "step" else \
+        f"{config.recipe} recipe: {config.optimizer}, cosine over them"
+    out.log(f"training {epochs} epochs ({plan})")
     result = train(config, verbose=False, stop_when=lambda: not budget.fits(1.5 * len(x_train) / rate))
     records = [r for r in read_metrics(os.path.join(args.run_dir, "metrics.jsonl")) if "epoch" in r]
     out.log(f"{len(records)} epochs done, test error {100 * result.test_error:.2f}% ({args.precision}, this device)")

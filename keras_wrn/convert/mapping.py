@@ -152,7 +152,8 @@ def _official_imagenet(module, tensors):
         group, block, index = match.groups()
         part = "0" if index == "_dim" else str(int(index) + 1)
         prefix = f"conv{int(group) + 2}_block{int(block) + 1}_{part}"
-    return {f"{prefix}_conv": _conv(tensors), f"{prefix}_bn": _identity_bn(tensors["bias"])}
+    # The bias is the folded BatchNorm's: the conv takes the kernel alone.
+    return {f"{prefix}_conv": _conv({"weight": tensors["weight"]}), f"{prefix}_bn": _identity_bn(tensors["bias"])}
 
 
 _BLOCK_PARTS = {"bn1": "bn1", "conv1": "conv1", "bn2": "bn2", "conv2": "conv2", "convShortcut": "shortcut"}
@@ -204,8 +205,6 @@ def _pytorchcv(module, tensors):
 
 LAYOUTS = {"torchvision": _torchvision, "official-cifar": _official_cifar, "official-imagenet": _official_imagenet,
            "xternalz": _xternalz, "deepmind": _deepmind, "pytorchcv": _pytorchcv}
-# The key layouts of CIFAR WRNs: their layer weights carry keras_wrn's CIFAR names.
-CIFAR_LAYOUTS = ("official-cifar", "xternalz", "deepmind", "pytorchcv")
 
 
 def to_keras_layer_weights(state, layout=None):

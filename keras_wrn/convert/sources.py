@@ -22,7 +22,7 @@ guessed from key names; what the file contradicts is refused in one line.
 
 import dataclasses
 
-from keras_wrn.convert.mapping import CIFAR_LAYOUTS, ConversionError, detect_layout
+from keras_wrn.convert.mapping import ConversionError, detect_layout
 from keras_wrn.models.variants import PAPER_STYLE, BlockStyle
 from keras_wrn.models.variants import SOURCES as VARIANTS
 

@@ -7,8 +7,13 @@ TensorFlow (and tensorflow-datasets) only inside the functions that need them.
 
 from keras_wrn._lazy import lazy_exports
 
+# `preprocessor(augment=...)`: the paper's flip and crop alone, then Cutout,
+# or RandAugment first (Keras-free, for the config and the command line).
+AUGMENTATIONS = ("paper", "cutout", "randaugment")
+
 _EXPORTS = {
     "RandomReflectCrop": "augment",
+    "Cutout": "augment",
     "ZCAWhitening": "augment",
     "fit_zca": "augment",
     "preprocessor": "augment",

@@ -9,6 +9,7 @@ arrive as uint8 or float pixels on the 0-255 scale, channels_last.
 import keras
 from keras import layers, ops
 
+from keras_wrn.data import AUGMENTATIONS
 from keras_wrn.errors import InvalidArgumentError
 
 
@@ -55,6 +56,48 @@ class RandomReflectCrop(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_wrn")
+class Cutout(layers.Layer):
+    """Cutout (DeVries & Taylor, "Improved Regularization of Convolutional
+    Neural Networks with Cutout", 2017): one `size x size` square per image
+    set to zero, its centre uniform over the image and the square clipped at
+    the borders (their code: `y1 = clip(y - size // 2, 0, H)`,
+    `y2 = clip(y + size // 2, 0, H)`). Applied after normalisation, so the
+    square takes the mean pixel. Identity at inference. `size=None`: half the
+    image's height, their CIFAR-10 choice (16 of 32).
+
+    Input shape: `(N, H, W, C)`. Output shape: the same.
+    """
+
+    def __init__(self, size=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise InvalidArgumentError(f"Cutout size must be a positive integer. Received: size={size!r}")
+        self.size = size
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
+        half = (self.size or max(1, height // 2)) // 2
+        centre_y = keras.random.randint((batch, 1), 0, height, seed=self.seed_generator, dtype="int32")
+        centre_x = keras.random.randint((batch, 1), 0, width, seed=self.seed_generator, dtype="int32")
+        rows = ops.arange(height, dtype="int32")[None, :]
+        cols = ops.arange(width, dtype="int32")[None, :]
+        inside_rows = ops.logical_and(rows >= centre_y - half, rows < centre_y + half)
+        inside_cols = ops.logical_and(cols >= centre_x - half, cols < centre_x + half)
+        square = ops.logical_and(inside_rows[:, :, None], inside_cols[:, None, :])
+        return images * ops.cast(ops.logical_not(square), images.dtype)[..., None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "seed": self.seed}
 
 
 GCN_SCALE = 55.0  # pylearn2's make_cifar10_gcn_whitened.py, as the paper used
@@ -121,28 +164,40 @@ class ZCAWhitening(layers.Layer):
         return {**super().get_config(), "dimension": self.dimension}
 
 
-def preprocessor(mean, std, *, flip=False, crop_padding=0, seed=None, zca=None, name="preprocess"):
+
+
+def preprocessor(mean, std, *, flip=False, crop_padding=0, seed=None, zca=None, augment="paper",
+                 name="preprocess"):
     """A Keras model that normalises `(x - mean) / std` per channel (or, with
     `zca=(mean, matrix)` from `fit_zca`, GCN + ZCA whitening) and, in
     training mode only, flips horizontally and crops with reflection padding.
 
+    `augment`: `"paper"` (that alone), `"cutout"` (then a Cutout of half the
+    image's side: 16x16 on CIFAR, as the SAM recipe), or
+    `"randaugment"` (Keras' `RandAugment`, its defaults: 2 operations of
+    magnitude 0.5, on the pixels before normalisation).
+
     Input: `(N, H, W, C)` pixels on the 0-255 scale (uint8 or float).
     Output: float32 `(N, H, W, C)`.
     """
+    if augment not in AUGMENTATIONS:
+        raise InvalidArgumentError(f"augment must be one of {', '.join(AUGMENTATIONS)}. Received: augment={augment!r}")
+    steps = []
+    if augment == "randaugment":
+        steps.append(layers.RandAugment(value_range=(0, 255), seed=None if seed is None else seed + 2,
+                                        name="randaugment"))
     if zca is not None:
         whitening = ZCAWhitening(len(zca[0]), name="zca")
         whitening.set_weights([zca[0], zca[1]])
-        steps = [whitening]
+        steps.append(whitening)
     else:
-        steps = [
-            layers.Normalization(
-                mean=list(mean), variance=[s * s for s in std], name="normalize"
-            )
-        ]
+        steps.append(layers.Normalization(mean=list(mean), variance=[s * s for s in std], name="normalize"))
     if flip:
         steps.append(layers.RandomFlip("horizontal", seed=seed, name="flip"))
     if crop_padding:
         # Its own stream: with one seed, flip and crop would draw the same random bits.
         crop_seed = None if seed is None else seed + 1
         steps.append(RandomReflectCrop(crop_padding, seed=crop_seed, name="reflect_crop"))
+    if augment == "cutout":
+        steps.append(Cutout(seed=None if seed is None else seed + 3, name="cutout"))
     return keras.Sequential(steps, name=name)

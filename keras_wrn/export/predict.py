@@ -110,13 +110,13 @@ def _tflite_predictor(path):
     return Predictor("tflite", path, model.input_shape, card.get("class_names"), predict_files)
 
 
-def _keras_predictor(path, dataset, data_dir):
+def _keras_predictor(path, dataset, data_dir, weights="final"):
     from keras_wrn.export.images import read_images
     from keras_wrn.export.source import load_source, probabilities
 
     if path.endswith(".keras") and os.path.exists(run_folder.path(os.path.dirname(path) or ".", run_folder.CONFIG)):
         path = os.path.dirname(path) or "."  # a run folder's model.keras: use the run's preprocessing
-    source = load_source(path, dataset=dataset, data_dir=data_dir)
+    source = load_source(path, dataset=dataset, data_dir=data_dir, weights=weights)
     serving = source.serving_model()
     size, _, channels = source.image_shape
     try:
@@ -130,8 +130,9 @@ def _keras_predictor(path, dataset, data_dir):
     return Predictor("keras", path, source.image_shape, list(names) if names else None, predict_files)
 
 
-def load_predictor(path, *, dataset=None, data_dir=None):
-    """A `Predictor` for a run folder, `.keras`, SavedModel or `.tflite`."""
+def load_predictor(path, *, dataset=None, data_dir=None, weights="final"):
+    """A `Predictor` for a run folder (its `weights`: final, best, last or
+    ema), `.keras`, SavedModel or `.tflite`."""
     from keras_wrn.export.savedmodel import latest_version_dir
 
     if os.path.isdir(path):
@@ -139,7 +140,7 @@ def load_predictor(path, *, dataset=None, data_dir=None):
         if version_dir is not None:
             return _savedmodel_predictor(version_dir)
         if os.path.exists(run_folder.path(path, run_folder.CONFIG)):
-            return _keras_predictor(path, dataset, data_dir)
+            return _keras_predictor(path, dataset, data_dir, weights)
     elif path.endswith(".tflite") and os.path.isfile(path):
         return _tflite_predictor(path)
     elif path.endswith(".keras") and os.path.isfile(path):

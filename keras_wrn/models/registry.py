@@ -301,18 +301,14 @@ for _l, _error in ((1, 6.69), (3, 5.65), (4, 5.93)):
 
 # The variants in use today (keras_wrn.models.variants), named after their
 # source where their function differs from the paper's.
-_cifar("wrn-16-1", 16, 1, 175_066, 26_657_408,
-       description="WRN-16-1, a distillation student (RepDistiller, mdistiller)",
-       uses=("distillation",), source="xternalz")
-_cifar("wrn-16-2", 16, 2, 691_674, 101_106_944,
-       description="WRN-16-2, a distillation student (RepDistiller, mdistiller)",
-       uses=("distillation",), source="xternalz")
-_cifar("wrn-34-10", 34, 10, 46_160_474, 6_658_906_368,
-       description="WRN-34-10, the robustness papers' network (TRADES, RobustBench)",
-       uses=("robustness",), source="xternalz")
-_cifar("wrn-34-20", 34, 20, 184_531_674, 26_581_856_768,
-       description="WRN-34-20 (RobustBench's TRADES-family models)",
-       uses=("robustness",), source="xternalz")
+# (depth, k, params, MACs, what its users do with it, who names it so)
+_XTERNALZ = ((16, 1, 175_066, 26_657_408, "distillation", "a distillation student (RepDistiller, mdistiller)"),
+             (16, 2, 691_674, 101_106_944, "distillation", "a distillation student (RepDistiller, mdistiller)"),
+             (34, 10, 46_160_474, 6_658_906_368, "robustness", "the robustness papers' network (TRADES, RobustBench)"),
+             (34, 20, 184_531_674, 26_581_856_768, "robustness", "RobustBench's TRADES-family models"))
+for _depth, _k, _params, _macs, _use, _who in _XTERNALZ:
+    _cifar(f"wrn-{_depth}-{_k}", _depth, _k, _params, _macs, description=f"WRN-{_depth}-{_k}, {_who}",
+           uses=(_use,), source="xternalz")
 for _depth, _k, _params, _macs in ((28, 10, 36_479_194, 5_243_328_768), (70, 16, 266_796_506, 38_764_210_176)):
     _cifar(f"wrn-{_depth}-{_k}-deepmind", _depth, _k, _params, _macs,
            description=f"WRN-{_depth}-{_k}, DeepMind's robust WRN (SiLU, 'same' padding; RobustBench DMWideResNet)",

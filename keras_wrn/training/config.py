@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 
+from keras_wrn.data import AUGMENTATIONS
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import registry
 
@@ -42,11 +43,32 @@ PRESETS = {
 }
 DATASET_PRESETS = {"cifar10": "cifar", "cifar100": "cifar", "svhn": "svhn",
                    "imagenet": "imagenet", "digits": "digits"}
+
+# The recipes WRN users train with today, named after their source, on top
+# of a dataset's preset (`--recipe`); every value can still be overridden.
+RECIPES = {
+    # The dataset's preset: the paper's recipe.
+    "paper": {},
+    # SAM (Foret et al., ICLR 2021; davda54/sam's WRN-28-10 CIFAR setup, which
+    # SamsungLabs/ASAM follows): SAM rho 0.05, label smoothing 0.1, cosine
+    # decay, 200 epochs, batch 128, lr 0.1, weight decay 5e-4, Cutout.
+    "sam": dict(optimizer="sam", sam_rho=0.05, label_smoothing=0.1, schedule="cosine", epochs=200,
+                batch_size=128, learning_rate=0.1, weight_decay=5e-4, augment="cutout"),
+    # ASAM (Kwon et al., ICML 2021; SamsungLabs/ASAM's CIFAR example): the
+    # same with adaptive sharpness, rho 0.5.
+    "asam": dict(optimizer="asam", sam_rho=0.5, label_smoothing=0.1, schedule="cosine", epochs=200,
+                 batch_size=128, learning_rate=0.1, weight_decay=5e-4, augment="cutout"),
+}
+OPTIMIZERS = ("sgd", "sam", "asam")
+# SAM's and ASAM's usual neighbourhood sizes, when --sam-rho is not given.
+DEFAULT_RHO = {"sgd": None, "sam": 0.05, "asam": 0.5}
+SCHEDULES = ("step", "cosine")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Fields that define what a run folder holds: a resumed run must match them
 # (epochs may grow: the run is then trained longer, see `session`).
-IDENTITY_FIELDS = ("dataset", "model", "batch_size", "seed", "smoke", "zca")
+IDENTITY_FIELDS = ("dataset", "model", "batch_size", "seed", "smoke", "zca", "optimizer", "schedule", "ema_decay",
+                   "augment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +76,12 @@ class TrainConfig:
     """Everything a training run needs; `keras-wrn train` builds one.
 
     `lr_boundaries` are epochs (counted from 1) at whose start the rate is
-    multiplied by `lr_factor`; `weight_decay` is Torch's coupled L2.
+    multiplied by `lr_factor` (`schedule="step"`); `schedule="cosine"` decays
+    the rate to 0 over the run after `warmup_epochs` of linear warm-up;
+    `weight_decay` is Torch's coupled L2. `optimizer` `"sam"`/`"asam"` takes
+    SAM's two-pass step with radius `sam_rho`; `ema_decay` keeps an
+    exponential moving average of the weights, evaluated every epoch;
+    `augment` adds Cutout or RandAugment to the dataset's augmentation.
     """
 
     dataset: str = "digits"
@@ -72,6 +99,14 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     dropout_rate: float = 0.0
+    recipe: str = "paper"  # a name of RECIPES: what the values above came from
+    optimizer: str = "sgd"  # a name of OPTIMIZERS
+    sam_rho: float | None = None  # SAM's radius (None: DEFAULT_RHO)
+    label_smoothing: float = 0.0
+    schedule: str = "step"  # a name of SCHEDULES
+    warmup_epochs: int = 0  # linear warm-up from 0 (cosine)
+    ema_decay: float | None = None  # an EMA of the weights, e.g. 0.999
+    augment: str = "paper"  # a name of AUGMENTATIONS
     zca: bool = False  # GCN + ZCA whitening (Table 4) instead of mean/std
     seed: int = 0
     strategy: str = "auto"
@@ -86,11 +121,15 @@ class TrainConfig:
     deterministic: bool = True
 
     @classmethod
-    def from_preset(cls, dataset, **overrides):
-        """The paper's recipe for `dataset`, with `overrides` (None values
-        are ignored, so CLI options left unset keep the preset), validated."""
+    def from_preset(cls, dataset, recipe="paper", **overrides):
+        """The paper's recipe for `dataset`, or the `recipe` of `RECIPES` on
+        top of it, with `overrides` (None values are ignored, so CLI options
+        left unset keep the preset), validated."""
+        if recipe not in RECIPES:
+            raise InvalidArgumentError(f"Unknown recipe {recipe!r}; recipes: {', '.join(RECIPES)}. "
+                                       f"Received: recipe={recipe!r}")
         preset = PRESETS[DATASET_PRESETS.get(dataset, "folder")]
-        values = {**preset, "dataset": dataset}
+        values = {**preset, **RECIPES[recipe], "dataset": dataset, "recipe": recipe}
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["model"] = registry.get_model_spec(values["model"]).name
         if overrides.get("run_dir") is None:
@@ -102,8 +141,10 @@ class TrainConfig:
         """This config validated, with the model's canonical name (so that
         `WRN-16-4` resumes `wrn-16-4`) and the boundaries as a tuple; raises
         `InvalidArgumentError` naming the first bad value. Loads no backend."""
+        rho = self.sam_rho if self.sam_rho is not None or self.optimizer not in DEFAULT_RHO else \
+            DEFAULT_RHO[self.optimizer]
         config = dataclasses.replace(self, model=registry.get_model_spec(self.model).name,
-                                     lr_boundaries=tuple(self.lr_boundaries))
+                                     lr_boundaries=tuple(self.lr_boundaries), sam_rho=rho)
         config.validate()
         return config
 
@@ -139,6 +180,34 @@ class TrainConfig:
              f"checkpoint_steps must be >= 1. Received: checkpoint_steps={self.checkpoint_steps}")
         need(self.checkpoint_minutes > 0,
              f"checkpoint_minutes must be > 0. Received: checkpoint_minutes={self.checkpoint_minutes}")
+        self._validate_recipe(need)
+
+    def _validate_recipe(self, need):
+        need(self.recipe in RECIPES, f"recipe must be one of {', '.join(RECIPES)}. Received: recipe={self.recipe!r}")
+        need(self.optimizer in OPTIMIZERS,
+             f"optimizer must be one of {', '.join(OPTIMIZERS)}. Received: optimizer={self.optimizer!r}")
+        if self.optimizer == "sgd":
+            need(self.sam_rho is None, f"sam_rho applies to --optimizer sam or asam, not sgd. Received: "
+                                       f"sam_rho={self.sam_rho}")
+        else:
+            need(self.sam_rho is not None and self.sam_rho > 0,
+                 f"sam_rho must be > 0. Received: sam_rho={self.sam_rho}")
+            need(self.precision != "mixed_float16",
+                 f"--optimizer {self.optimizer} runs in float32 or mixed_bfloat16 (a float16 loss scale would "
+                 f"scale its ascent step too). Received: precision={self.precision!r}")
+        need(0.0 <= self.label_smoothing < 1.0,
+             f"label_smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing}")
+        need(self.schedule in SCHEDULES,
+             f"schedule must be one of {', '.join(SCHEDULES)}. Received: schedule={self.schedule!r}")
+        need(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs,
+             f"warmup_epochs must be an integer in [0, epochs). Received: warmup_epochs={self.warmup_epochs}")
+        need(self.warmup_epochs == 0 or self.schedule == "cosine",
+             f"Warm-up comes with --schedule cosine (Keras' CosineDecay); the step schedule starts at its rate. "
+             f"Received: warmup_epochs={self.warmup_epochs}, schedule={self.schedule!r}")
+        need(self.ema_decay is None or 0.0 < self.ema_decay < 1.0,
+             f"ema_decay must be in (0, 1), e.g. 0.999. Received: ema_decay={self.ema_decay}")
+        need(self.augment in AUGMENTATIONS,
+             f"augment must be one of {', '.join(AUGMENTATIONS)}. Received: augment={self.augment!r}")
 
     def to_dict(self):
         values = dataclasses.asdict(self)

@@ -20,7 +20,15 @@ import time
 from keras_wrn.training import records, run_folder
 from keras_wrn.training.schedules import rate_at
 from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer, check_batch_split
-from keras_wrn.training.steps import build_training_objects, make_train_step, replica_function
+from keras_wrn.training.sharpness import Sharpness
+from keras_wrn.training.steps import (
+    build_training_objects,
+    ema_fields,
+    ema_weights,
+    make_train_step,
+    random_state,
+    replica_function,
+)
 
 
 def bfloat16_hint(config, on_cpu, processor):
@@ -114,11 +122,12 @@ class DistributedTrainer(Trainer):
 
         config, run_dir = self.config, self.config.run_dir
         self.net, self.preprocess, self.optimizer, self.schedule = build_training_objects(
-            config, self.spec, self.strategy, self.steps_per_epoch, zca=zca)
+            config, self.spec, self.strategy, self.steps_per_epoch, zca=zca, epochs=self.epochs)
         # The record of the epoch an epoch-end checkpoint closes: a run killed
         # between the checkpoint and metrics.jsonl gets its line back.
         self.epoch_record = tf.Variable("", trainable=False, dtype=tf.string)
         checkpoint = tf.train.Checkpoint(model=self.net, optimizer=self.optimizer, preprocess=self.preprocess,
+                                         random_state=random_state(self.preprocess, self.net),
                                          epoch_record=self.epoch_record)
         # Every worker must take part in saving; only the chief's copy is
         # kept, and every worker resumes from it (the run folder is shared).
@@ -173,14 +182,19 @@ class DistributedTrainer(Trainer):
         self.eval_step = eval_step
         self.train_step = make_train_step(strategy, model, preprocess, self.optimizer,
                                           global_batch_size=self.batch_size, precision=self.config.precision,
-                                          xla=self.config.xla)
+                                          xla=self.config.xla, label_smoothing=self.config.label_smoothing,
+                                          sharpness=Sharpness.from_config(self.config))
+
+    def _ema_context(self):
+        """A context with the EMA weights swapped in (None without EMA)."""
+        return (lambda: ema_weights(self.net, self.optimizer)) if self.config.ema_decay else None
 
     def _recover_closed_epoch(self):
         """A run killed after an epoch-end checkpoint but before that epoch's
         files: the checkpoint carries the epoch's record, so they are written now."""
         closed = json.loads(self.epoch_record.numpy().decode() or "null")
         if self.chief and closed and closed["step"] == self.step and not self.session.logged(closed["epoch"]):
-            self.session.end_epoch(records.EpochRecord(**closed), self.net)
+            self.session.end_epoch(records.EpochRecord(**closed), self.net, ema=self._ema_context())
 
     def _save_checkpoint(self):
         """`manager.save` whose failure (a full disk) removes its half-written
@@ -229,7 +243,15 @@ class DistributedTrainer(Trainer):
 
     def _evaluate(self):
         """`(loss, top-1 error, top-5 error)` on the test split (the first
-        steps' worth of it in smoke runs), exact over every example."""
+        steps' worth of it in smoke runs), exact over every example; with an
+        EMA, `ema_tested` the same for the averaged weights."""
+        self.ema_tested = None
+        if self.config.ema_decay:
+            with ema_weights(self.net, self.optimizer):
+                self.ema_tested = self._evaluate_current()
+        return self._evaluate_current()
+
+    def _evaluate_current(self):
         from keras_wrn import data
 
         totals = [0.0] * 4
@@ -254,9 +276,10 @@ class DistributedTrainer(Trainer):
             train_error=stats["wrong_sum"] / max(seen * self.batch_size, 1),
             test_loss=test_loss, test_error=test_error,
             test_top5_error=test_top5 if self.spec.num_classes >= 100 else None,
+            **ema_fields(self.ema_tested, self.spec.num_classes),
             epoch_seconds=round(seconds, 3), images_per_second=round(seen * self.batch_size / max(seconds, 1e-9), 1),
             resumed_mid_epoch=bool(stats["skip"]))
         self.epoch_record.assign(json.dumps(record.to_dict()))
         self._save_checkpoint()  # first: the files below are remade from it
-        self.session.end_epoch(record, self.net)
+        self.session.end_epoch(record, self.net, ema=self._ema_context())
         self.log(record.summary(self.epochs))

@@ -9,10 +9,10 @@ and schedule come from `steps.build_training_objects`, wrapped for
 batch travels to the device. Data come from memory (`data.in_memory_arrays`):
 the digits, image folders, and CIFAR stored as image files (`--data-dir`).
 
-Resume is per epoch: at each epoch end the trainer model (network,
-augmentation state and optimizer) is saved as `checkpoints/epoch-N.weights.h5`
-with the epoch's record beside it (`epoch-N.json`), newest two kept, then the
-epoch's files. A killed run, started again, resumes from the newest intact
+Resume is per epoch: at each epoch end the trainer model (network and
+optimizer) is saved as `checkpoints/epoch-N.weights.h5` with the epoch's
+record and the augmentation's random state beside it (`epoch-N.json`),
+newest two kept, then the epoch's files. A killed run, started again, resumes from the newest intact
 checkpoint (writing that epoch's files if the kill came before them) and
 redoes the epoch it was in, with that epoch's data order, ending with the
 optimizer steps and learning rate of an uninterrupted run.
@@ -32,6 +32,7 @@ from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training import records, run_folder
 from keras_wrn.training.schedules import rate_at
 from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer, check_batch_split
+from keras_wrn.training.steps import random_state
 
 KEEP_CHECKPOINTS = 2
 
@@ -132,25 +133,36 @@ def epochs_in_budget(config, spec, seconds, images_per_epoch, *, steps=60, log=p
     return epochs, rate
 
 
-def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None):
+def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None, epochs=None):
     """`(trainer, net)`: the registered network `net` (logits) behind the
-    paper's augmentation and normalisation, as one compiled Keras model
+    dataset's augmentation and normalisation, as one compiled Keras model
     taking uint8 (or float 0-255) images `(N, H, W, C)` and int labels, with
-    TorchSGD on the recipe's step schedule and cross-entropy on logits. Its
-    metrics, `accuracy` and `xent` (the cross-entropy), honour sample weights,
+    TorchSGD on the recipe's schedule over `epochs` (default
+    `config.epochs`), cross-entropy on logits (label-smoothed with
+    `config.label_smoothing`) and, for `config.optimizer` sam/asam, SAM's
+    two-pass step (`sharpness.SharpnessAwareSequential`). Its metrics,
+    `accuracy` and `xent` (the plain cross-entropy), honour sample weights,
     so padded evaluation batches (`EvaluationBatches`) are exact.
 
     Sets the global dtype policy to `config.precision` (in
     `build_training_objects`; mixed precision keeps float32 weights and
     float32 loss).
     """
+    from keras_wrn.training.losses import SmoothedCrossentropy
+    from keras_wrn.training.sharpness import Sharpness, SharpnessAwareSequential
     from keras_wrn.training.steps import build_training_objects
 
     keras.utils.set_random_seed(config.seed)
-    net, preprocess, optimizer, _ = build_training_objects(config, spec, None, steps_per_epoch, zca=zca)
+    net, preprocess, optimizer, _ = build_training_objects(config, spec, None, steps_per_epoch, zca=zca,
+                                                           epochs=epochs)
     size, channels = spec.image_size, spec.channels
-    trainer = keras.Sequential([keras.Input((size, size, channels)), preprocess, net], name=f"fit_{net.name}")
-    trainer.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    layers = [keras.Input((size, size, channels)), preprocess, net]
+    sharpness = Sharpness.from_config(config)
+    trainer = keras.Sequential(layers, name=f"fit_{net.name}") if sharpness is None else \
+        SharpnessAwareSequential(layers, sharpness=sharpness, name=f"fit_{net.name}")
+    loss = SmoothedCrossentropy(config.label_smoothing) if config.label_smoothing else \
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    trainer.compile(optimizer=optimizer, loss=loss,
                     weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                                       keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent")],
                     jit_compile=jit_compile)
@@ -271,16 +283,15 @@ class FitTrainer(Trainer):
         return self.x_train
 
     def build(self, zca):
-        from keras_wrn.training.schedules import epoch_step_decay
+        from keras_wrn.training.schedules import learning_rate_schedule
 
         config = self.config
         self._distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
         if self.placement.replicas > 1:
             keras.distribution.set_distribution(self.placement.distribution())
         self.model, self.net = build_fit_model(config, self.spec, self.steps_per_epoch, jit_compile=config.xla,
-                                               zca=zca)
-        self.schedule = epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor,
-                                         self.steps_per_epoch)
+                                               zca=zca, epochs=self.epochs)
+        self.schedule = learning_rate_schedule(config, self.steps_per_epoch, self.epochs)  # the optimizer's
         self.start_epoch = self._restore_newest_intact()
         self.start_step = self.start_epoch * self.steps_per_epoch
         spread = f", {self.placement.replicas} devices" if self.placement.replicas > 1 else ""
@@ -304,7 +315,11 @@ class FitTrainer(Trainer):
             try:
                 self.model.load_weights(path)
                 with open(run_folder.fit_checkpoint_record(run_dir, epoch)) as handle:
-                    record = records.EpochRecord(**json.load(handle))
+                    saved = json.load(handle)
+                # {"record", "random_state"}; a bare record before the state was kept
+                record = records.EpochRecord(**saved.get("record", saved))
+                for variable, value in zip(random_state(self.model), saved.get("random_state", [])):
+                    variable.assign(np.asarray(value, dtype=variable.dtype))
             except Exception as error:  # h5py, Keras and json raise many types for a damaged file
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 self.warn(f"WARNING: checkpoint {path} is damaged ({type(error).__name__}: {reason[:200]}); "
@@ -317,7 +332,7 @@ class FitTrainer(Trainer):
                     f"at {self.steps_per_epoch} steps per epoch: the folder was written by another setup. Pass "
                     f"another --run-dir.")
             if self.chief and not self.session.logged(epoch):
-                self.session.end_epoch(record, self.net)
+                self.session.end_epoch(record, self.net, ema=self._ema_context())
             return epoch
         run_folder.no_intact_checkpoint(run_dir, len(numbers))
         return 0
@@ -330,10 +345,28 @@ class FitTrainer(Trainer):
             return contextlib.nullcontext()
         return _without_distribution()
 
+    def _ema_context(self):
+        """A context with the EMA weights swapped in (None without EMA)."""
+        from keras_wrn.training.steps import ema_weights
+
+        return (lambda: ema_weights(self.model, self.model.optimizer)) if self.config.ema_decay else None
+
+    def _test_ema(self, record):
+        """The EMA weights' test figures into `record` (runs with --ema)."""
+        from keras_wrn.training.steps import ema_fields
+
+        if not self.config.ema_decay or record.test_error is None:
+            return
+        with self._ema_context()():
+            tested = self.model.evaluate(self.tests, verbose=0, return_dict=True)
+        for key, value in ema_fields((tested["xent"], 1.0 - tested["accuracy"], None), 0).items():
+            setattr(record, key, float(value))
+
     def _end_epoch(self, record):
         """The epoch's checkpoint with its record first, then the epoch's
         files (`session.end_epoch`), as the tf.distribute trainer: a run
         killed in between writes them from the checkpoint when it resumes."""
+        self._test_ema(record)
         with self.saving():
             self._write_epoch(record)
         self.log(record.summary(self.epochs), flush=True)
@@ -344,12 +377,14 @@ class FitTrainer(Trainer):
         if self.session.chief:
             run_dir = self.config.run_dir
             os.makedirs(run_folder.path(run_dir, run_folder.CHECKPOINTS), exist_ok=True)
-            run_folder.write_json(run_folder.fit_checkpoint_record(run_dir, record.epoch), record.to_dict())
+            state = [keras.ops.convert_to_numpy(v.value).tolist() for v in random_state(self.model)]
+            run_folder.write_json(run_folder.fit_checkpoint_record(run_dir, record.epoch),
+                                  {"record": record.to_dict(), "random_state": state})
             run_folder.save_weights(self.model, run_folder.fit_checkpoint(run_dir, record.epoch))
             for old in run_folder.checkpoint_numbers(run_dir, run_folder.FIT_CHECKPOINT)[KEEP_CHECKPOINTS:]:
                 for name in (run_folder.fit_checkpoint(run_dir, old), run_folder.fit_checkpoint_record(run_dir, old)):
                     files.remove(name)
-        self.session.end_epoch(record, self.net)
+        self.session.end_epoch(record, self.net, ema=self._ema_context())
 
     def train_epochs(self):
         if self.start_epoch >= self.epochs:
@@ -358,11 +393,13 @@ class FitTrainer(Trainer):
         batches = ShuffledBatches(self.x_train, self.y_train, self.batch_size, seed=self.config.seed, share=share)
         replicas = self.placement.replicas
         evaluation_batch = -(-max(self.batch_size, 256) // replicas) * replicas
-        tests = EvaluationBatches(self.x_test, self.y_test, evaluation_batch,
-                                  share=self.placement.share(evaluation_batch))
+        self.tests = tests = EvaluationBatches(self.x_test, self.y_test, evaluation_batch,
+                                               share=self.placement.share(evaluation_batch))
         callback = EpochRecords(self._end_epoch, images_per_epoch=self.steps_per_epoch * self.batch_size,
                                 schedule=self.schedule, steps_per_epoch=self.steps_per_epoch, batches=batches)
-        self.model.fit(batches, initial_epoch=self.start_epoch, epochs=self.epochs,
+        # shuffle=False: the batches' order is ShuffledBatches' own, drawn from (seed, epoch); Keras would
+        # otherwise shuffle them again with Python's global random state, which a resumed run does not share.
+        self.model.fit(batches, initial_epoch=self.start_epoch, epochs=self.epochs, shuffle=False,
                        steps_per_epoch=self.steps_per_epoch, verbose=0, validation_data=tests, callbacks=[callback])
 
     def close(self):

@@ -29,11 +29,16 @@ class EpochRecord:
     test_loss: float | None = None
     test_error: float | None = None
     test_top5_error: float | None = None
+    # The same for the exponential moving average of the weights (--ema).
+    ema_test_loss: float | None = None
+    ema_test_error: float | None = None
+    ema_test_top5_error: float | None = None
     resumed_mid_epoch: bool = False
     redone: bool = False
 
     ORDER = ("epoch", "step", "learning_rate", "train_loss", "train_error", "test_loss", "test_error",
-             "test_top5_error", "epoch_seconds", "images_per_second", "resumed_mid_epoch", "redone")
+             "test_top5_error", "ema_test_loss", "ema_test_error", "ema_test_top5_error", "epoch_seconds",
+             "images_per_second", "resumed_mid_epoch", "redone")
 
     def to_dict(self):
         """The JSON line's fields, in `ORDER`; unmeasured ones and a false
@@ -44,6 +49,8 @@ class EpochRecord:
 
     def summary(self, epochs):
         tested = f", test error {100 * self.test_error:.2f}%" if self.test_error is not None else ""
+        if self.ema_test_error is not None:
+            tested += f" (EMA {100 * self.ema_test_error:.2f}%)"
         return (f"epoch {self.epoch}/{epochs}: train loss {self.train_loss:.4f}{tested}, "
                 f"{self.epoch_seconds:.1f} s, {self.images_per_second:.0f} img/s")
 

@@ -7,12 +7,14 @@ lock, the identity check and the checkpoints a run resumes from.
       metrics.jsonl      one JSON line per epoch (`records.EpochRecord`), never cut back
       checkpoints/       what a run resumes from, newest two kept:
                            ckpt-N.index, ckpt-N.data-*  the tf.distribute trainer (tf.train: model,
-                                                        optimizer, augmentation state, the epoch's record), step N
-                           epoch-N.weights.h5, .json    the Keras fit trainer (model and optimizer; the epoch's
-                                                        record), epoch N
+                                                        optimizer with its EMA, the random state of augmentation
+                                                        and dropout, the epoch's record), step N
+                           epoch-N.weights.h5, .json    the Keras fit trainer (model and optimizer with its EMA;
+                                                        {"record", "random_state"}), epoch N
       .workers/worker-N/ checkpoints a multi-worker run's other workers write (and delete at the end)
       best.weights.h5    weights of the epoch with the lowest test error in metrics.jsonl
       last.weights.h5    weights at the last epoch end
+      ema.weights.h5     the moving average of the weights at the last epoch end (--ema)
       zca.npz            GCN + ZCA statistics (--zca)
       model.keras        the final model (logits), written when the run ends
       curves.png         training loss and test error per epoch (the paper's Figure 2)
@@ -39,13 +41,14 @@ CHECKPOINTS = "checkpoints"
 WORKERS = ".workers"
 BEST_WEIGHTS = "best.weights.h5"
 LAST_WEIGHTS = "last.weights.h5"
+EMA_WEIGHTS = "ema.weights.h5"  # the moving average of the weights after the last epoch (--ema)
 ZCA = "zca.npz"
 MODEL = "model.keras"
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
 LOCK = ".lock"
 # `keras-wrn evaluate/export --weights`: which of the run's weights.
-WEIGHTS = {"final": MODEL, "best": BEST_WEIGHTS, "last": LAST_WEIGHTS}
+WEIGHTS = {"final": MODEL, "best": BEST_WEIGHTS, "last": LAST_WEIGHTS, "ema": EMA_WEIGHTS}
 # Checkpoint file names, one pattern per trainer: the number is a step (tf.train) or an epoch (Keras fit).
 TF_CHECKPOINT = re.compile(r"^ckpt-(\d+)\.index$")
 FIT_CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")

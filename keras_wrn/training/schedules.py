@@ -39,3 +39,35 @@ def epoch_step_decay(initial_learning_rate, boundary_epochs, factor, steps_per_e
     boundaries = [(e - 1) * steps_per_epoch - 1 for e in boundary_epochs]
     values = [initial_learning_rate * factor**i for i in range(len(boundary_epochs) + 1)]
     return PiecewiseConstantDecay(boundaries, values)
+
+
+def cosine_decay(initial_learning_rate, epochs, steps_per_epoch, warmup_epochs=0):
+    """Cosine decay from `initial_learning_rate` to 0 at the end of `epochs`,
+    after `warmup_epochs` of linear warm-up from 0: Keras' `CosineDecay`
+    (its `warmup_target`), in optimizer steps.
+
+    The rate of update s (counted from 0, as Keras evaluates a schedule at
+    `optimizer.iterations`) after W warm-up steps, over T steps in all:
+    `lr * s / W` while s < W, then `lr * (1 + cos(pi * (s - W) / (T - W))) / 2`.
+    The SAM recipes decay per step (davda54/sam: per epoch; the difference is
+    below 0.01 of the rate after the first epoch).
+    """
+    from keras.optimizers.schedules import CosineDecay
+
+    if steps_per_epoch < 1 or epochs < 1 or not 0 <= warmup_epochs < epochs:
+        raise InvalidArgumentError(
+            f"cosine_decay needs steps_per_epoch >= 1, epochs >= 1 and 0 <= warmup_epochs < epochs. Received: "
+            f"steps_per_epoch={steps_per_epoch!r}, epochs={epochs!r}, warmup_epochs={warmup_epochs!r}")
+    warmup_steps = warmup_epochs * steps_per_epoch
+    decay_steps = epochs * steps_per_epoch - warmup_steps
+    if not warmup_steps:
+        return CosineDecay(initial_learning_rate, decay_steps)
+    return CosineDecay(0.0, decay_steps, warmup_target=initial_learning_rate, warmup_steps=warmup_steps)
+
+
+def learning_rate_schedule(config, steps_per_epoch, epochs):
+    """The run's schedule: `config.schedule` of `config.learning_rate` over
+    `epochs` epochs (the run's, shortened in smoke runs)."""
+    if config.schedule == "cosine":
+        return cosine_decay(config.learning_rate, epochs, steps_per_epoch, config.warmup_epochs)
+    return epoch_step_decay(config.learning_rate, config.lr_boundaries, config.lr_factor, steps_per_epoch)

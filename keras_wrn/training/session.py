@@ -124,6 +124,12 @@ class RunSession:
             raise run_folder.RunFolderError(
                 f"The run folder {config.run_dir} belongs to another run: {', '.join(different)}. Pass the same "
                 f"options to resume it, or another --run-dir for a new run.")
+        if config.epochs > previous.epochs and previous.schedule == "cosine":
+            raise run_folder.RunFolderError(
+                f"{config.run_dir} was planned for {previous.epochs} epochs with a cosine schedule, which reaches 0 "
+                f"at its last epoch: training it for {config.epochs} would change the rate of every epoch already "
+                f"trained. Start a new run with --epochs {config.epochs} and another --run-dir (the step schedule "
+                f"can be extended).")
         if config.epochs > previous.epochs:
             self.extended_from = previous.epochs
 
@@ -173,8 +179,9 @@ class RunSession:
         """Whether `metrics.jsonl` already has a line for `epoch` (counted from 1)."""
         return any(r.get("epoch") == epoch for r in self.records)
 
-    def end_epoch(self, record, model):
-        """An epoch's files, in this order (the chief): last weights, best
+    def end_epoch(self, record, model, ema=None):
+        """An epoch's files, in this order (the chief): last weights, the EMA
+        weights (`ema()`: a context with them swapped into `model`), best
         weights when `records.improves`, `metrics.jsonl` (the record, marked
         `redone` if the epoch had a line), curves, TensorBoard."""
         if self.logged(record.epoch):
@@ -182,6 +189,9 @@ class RunSession:
         line = record.to_dict()
         if self.chief:
             run_folder.save_weights(model, self.path(run_folder.LAST_WEIGHTS))
+            if ema is not None:
+                with ema():
+                    run_folder.save_weights(model, self.path(run_folder.EMA_WEIGHTS))
             if records.improves(record.test_error, self.records):
                 run_folder.save_weights(model, self.path(run_folder.BEST_WEIGHTS))
             run_folder.write_text(self.path(run_folder.METRICS), records.metrics_text(self.records + [line]))

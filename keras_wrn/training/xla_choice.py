@@ -97,6 +97,7 @@ def measure_step_rates(config, spec, strategy, batch_size, *, windows=3, window_
     import numpy as np
     import tensorflow as tf
 
+    from keras_wrn.training.sharpness import Sharpness
     from keras_wrn.training.steps import build_training_objects, make_train_step
 
     size, channels = spec.image_size, spec.channels
@@ -109,7 +110,8 @@ def measure_step_rates(config, spec, strategy, batch_size, *, windows=3, window_
     for xla in (False, True):
         model, preprocess, optimizer, _ = build_training_objects(config, spec, strategy, 1, zca=zca)
         step = make_train_step(strategy, model, preprocess, optimizer, global_batch_size=batch_size,
-                               precision=config.precision, xla=xla)
+                               precision=config.precision, xla=xla, label_smoothing=config.label_smoothing,
+                               sharpness=Sharpness.from_config(config))
         step(images, labels)  # trace (and compile)
         step(images, labels)
         steps[xla] = step

@@ -11,26 +11,29 @@ from tests.models.variant_reference import SOURCES, WRN, randomized
 DEPTH, K, SIZE = 16, 2, 32
 
 
-def deepmind_keys(key):
-    """xternalz names -> RobustBench DMWideResNet names."""
-    parts = {"bn1": "batchnorm_0", "conv1": "conv_0", "bn2": "batchnorm_1", "conv2": "conv_1",
-             "convShortcut": "shortcut"}
-    if key.startswith("block"):
-        group, _, block, part, attribute = key.split(".", 4)
-        return f"layer.{int(group[-1]) - 1}.block.{block}.{parts[part]}.{attribute}"
-    module, attribute = key.split(".", 1)
-    return f"{ {'conv1': 'init_conv', 'bn1': 'batchnorm', 'fc': 'logits'}[module]}.{attribute}"
+def renamer(parts, tops, block):
+    """A function from xternalz names to another layout's: `parts` renames a
+    block's modules, `tops` the stem, head norm and classifier, `block(group,
+    index)` names block `index` (from 0) of group `group` (from 1)."""
+    def rename(key):
+        if key.startswith("block"):
+            group, _, index, part, attribute = key.split(".", 4)
+            return f"{block(int(group[-1]), int(index))}.{parts[part]}.{attribute}"
+        module, attribute = key.split(".", 1)
+        return f"{tops[module]}.{attribute}"
+    return rename
 
 
-def pytorchcv_keys(key):
-    """xternalz names -> imgclsmob/pytorchcv CIFARWRN names."""
-    parts = {"bn1": "body.conv1.bn", "conv1": "body.conv1.conv", "bn2": "body.conv2.bn", "conv2": "body.conv2.conv",
-             "convShortcut": "identity_conv"}
-    if key.startswith("block"):
-        group, _, block, part, attribute = key.split(".", 4)
-        return f"features.stage{group[-1]}.unit{int(block) + 1}.{parts[part]}.{attribute}"
-    module, attribute = key.split(".", 1)
-    return f"{ {'conv1': 'features.init_block', 'bn1': 'features.post_activ.bn', 'fc': 'output'}[module]}.{attribute}"
+# RobustBench's DMWideResNet and imgclsmob/pytorchcv's CIFARWRN.
+deepmind_keys = renamer(
+    {"bn1": "batchnorm_0", "conv1": "conv_0", "bn2": "batchnorm_1", "conv2": "conv_1", "convShortcut": "shortcut"},
+    {"conv1": "init_conv", "bn1": "batchnorm", "fc": "logits"},
+    lambda group, index: f"layer.{group - 1}.block.{index}")
+pytorchcv_keys = renamer(
+    {"bn1": "body.conv1.bn", "conv1": "body.conv1.conv", "bn2": "body.conv2.bn", "conv2": "body.conv2.conv",
+     "convShortcut": "identity_conv"},
+    {"conv1": "features.init_block", "bn1": "features.post_activ.bn", "fc": "output"},
+    lambda group, index: f"features.stage{group}.unit{index + 1}")
 
 
 # source -> (reference form in variant_reference, key renaming, extra conversion arguments, normalisation

@@ -90,13 +90,13 @@ class WRN(nn.Module):
     normalise inside, as DMWideResNet does."""
 
     def __init__(self, form, depth, k, num_classes=10, *, act="relu", bias=False, stem_bias=False,
-                 momentum=0.1, eps=1e-5, mean=None, std=None):
+                 momentum=0.1, eps=1e-5, mean=None, std=None, in_channels=3):
         super().__init__()
         n = (depth - 4) // 6
         channels = [16, 16 * k, 32 * k, 64 * k]
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, padding=1, bias=stem_bias)
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, padding=1, bias=stem_bias)
         for g, stride in enumerate((1, 2, 2), start=1):
             blocks = [Block(form, channels[g - 1] if i == 0 else channels[g], channels[g], stride if i == 0 else 1,
                             g == 1 and i == 0, act=act, bias=bias, momentum=momentum, eps=eps) for i in range(n)]
