@@ -52,7 +52,19 @@ def _error_cell(spec, dataset):
     return f"{result.error:g}" + (f"/{result.top5_error:g}" if result.top5_error is not None else "")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, with the one error handler of every command: an
+    error keras-wrn raises (bad input, missing data, a full disk, ...) ends
+    as one clear line, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KerasWRNError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="keras-wrn")
 @click.option("--verbose", is_flag=True, envvar=framework_logs.VERBOSE_ENV,
               help=f"Show TensorFlow's, absl's and XLA's log lines (or set {framework_logs.VERBOSE_ENV}=1).")
@@ -151,10 +163,7 @@ def summary_command(name, num_classes, input_size, as_json):
         overrides["num_classes"] = num_classes
     if input_size is not None:
         overrides["input_shape"] = default_input_shape(input_size)
-    try:
-        model = spec.build(**overrides)
-    except KerasWRNError as error:
-        _fail_cleanly(error)
+    model = spec.build(**overrides)
     record = {
         **spec.to_dict(),
         "model_name": model.name,
@@ -191,11 +200,6 @@ def _console():
     columns when it cannot see a terminal)."""
     console = Console()
     return console if console.is_terminal else Console(width=240)
-
-
-def _fail_cleanly(error):
-    """Bad input and missing data end as one clear line, not a traceback."""
-    raise click.ClickException(str(error)) from None
 
 
 @main.command("train")
@@ -273,10 +277,7 @@ def train_command(lr_boundaries, **options):
         except ValueError:
             raise click.BadParameter("use comma-separated epoch numbers, e.g. 60,120,160",
                                      param_hint="--lr-boundaries") from None
-    try:
-        result = train(TrainConfig.from_preset(options.pop("dataset"), **options))
-    except KerasWRNError as error:
-        _fail_cleanly(error)
+    result = train(TrainConfig.from_preset(options.pop("dataset"), **options))
     click.echo(
         f"Done: {result.steps} steps, final learning rate {result.learning_rate:.6g}, "
         f"test error {100 * result.test_error:.2f}% (best {100 * result.best_test_error:.2f}%). "
@@ -303,16 +304,13 @@ def prepare_command(datasets, data_dir, data_mirror):
     """
     from keras_wrn import data
 
-    try:
-        for name in datasets:
-            spec = data.get_dataset_spec(name)
-            if not spec.tfds_name:
-                raise click.BadParameter(f"{name} is not a tensorflow-datasets dataset: use cifar10, cifar100 or svhn",
-                                         param_hint="DATASET")
-            root = data.prepare(spec, data_dir, mirror=data_mirror, log=click.echo)
-            click.echo(f"{spec.name} is ready in {root}/{spec.tfds_name}.")
-    except KerasWRNError as error:
-        _fail_cleanly(error)
+    for name in datasets:
+        spec = data.get_dataset_spec(name)
+        if not spec.tfds_name:
+            raise click.BadParameter(f"{name} is not a tensorflow-datasets dataset: use cifar10, cifar100 or svhn",
+                                     param_hint="DATASET")
+        root = data.prepare(spec, data_dir, mirror=data_mirror, log=click.echo)
+        click.echo(f"{spec.name} is ready in {root}/{spec.tfds_name}.")
 
 
 @main.command("evaluate")
@@ -328,11 +326,8 @@ def evaluate_command(target, dataset, data_dir, weights, batch_size, as_json):
     """Test error of TARGET (a run folder or a .keras file), in the paper's terms."""
     from keras_wrn.training.evaluate import evaluate
 
-    try:
-        result = evaluate(target, dataset=dataset, data_dir=data_dir, weights=weights,
-                          batch_size=batch_size)
-    except KerasWRNError as error:
-        _fail_cleanly(error)
+    result = evaluate(target, dataset=dataset, data_dir=data_dir, weights=weights,
+                      batch_size=batch_size)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -380,16 +375,13 @@ def export_command(target, export_format, quantize, out, version, overwrite, wei
         raise click.BadParameter("applies to --format tflite only", param_hint="--quantize")
     if export_format == "tflite" and version is not None:
         raise click.BadParameter("applies to --format savedmodel only", param_hint="--version")
-    try:
-        source = load_source(target, dataset=dataset, data_dir=data_dir, weights=weights)
-        out = out or os.path.join("exported", f"{source.dataset.name}-{source.model_name}")
-        if export_format == "savedmodel":
-            export_savedmodel(target, out, version=version, max_examples=max_examples, source=source)
-        else:
-            export_tflite(target, out, quantize=quantize, overwrite=overwrite, max_examples=max_examples,
-                          source=source)
-    except KerasWRNError as error:
-        _fail_cleanly(error)
+    source = load_source(target, dataset=dataset, data_dir=data_dir, weights=weights)
+    out = out or os.path.join("exported", f"{source.dataset.name}-{source.model_name}")
+    if export_format == "savedmodel":
+        export_savedmodel(target, out, version=version, max_examples=max_examples, source=source)
+    else:
+        export_tflite(target, out, quantize=quantize, overwrite=overwrite, max_examples=max_examples,
+                      source=source)
 
 
 @main.command("predict")
@@ -406,11 +398,8 @@ def predict_command(model, images, top_k, dataset, data_dir, weights, as_json):
     file, a SavedModel (version folder or base path) or a .tflite file."""
     from keras_wrn.export import load_predictor
 
-    try:
-        predictor = load_predictor(model, dataset=dataset, data_dir=data_dir, weights=weights)
-        results = predictor.top_k(images, k=top_k)
-    except KerasWRNError as error:
-        _fail_cleanly(error)
+    predictor = load_predictor(model, dataset=dataset, data_dir=data_dir, weights=weights)
+    results = predictor.top_k(images, k=top_k)
     if as_json:
         click.echo(json.dumps({"model": predictor.path, "format": predictor.kind, "results": results}, indent=2))
         return
@@ -453,11 +442,8 @@ def convert_command(checkpoint, source, model_name, out, dataset, normalization,
     """
     from keras_wrn.convert import convert_checkpoint
 
-    try:
-        _, report = convert_checkpoint(checkpoint, model_name, out, source=source, dataset=dataset,
-                                       normalization=normalization, ema=ema, input_size=input_size)
-    except KerasWRNError as error:
-        _fail_cleanly(error)
+    _, report = convert_checkpoint(checkpoint, model_name, out, source=source, dataset=dataset,
+                                   normalization=normalization, ema=ema, input_size=input_size)
     unused = f", {len(report['unused_layers'])} unused batch norms dropped" if report["unused_layers"] else ""
     takes = "RGB pixels 0-255" if report["normalization"] else "inputs normalised as in its training"
     click.echo(f"Converted {report['tensors']} tensors of the {report['source']} checkpoint into "
@@ -492,21 +478,18 @@ def benchmark_command(model_name, batch_size, parts, xla, precision, input_pipel
     keras-wrn and the official PyTorch WRN, interleaved (see benchmarks/)."""
     from keras_wrn.benchmark import format_settings, format_table, run_benchmark, run_settings
 
-    try:
-        if settings:
-            names = None if settings == "all" else [n.strip() for n in settings.split(",") if n.strip()]
-            result = run_settings(model_name, batch_size, names=names, windows=windows, min_seconds=min_seconds,
-                                  threads=threads, log=lambda message: click.echo(message, err=True))
-            lines = format_settings(result)
-        else:
-            result = run_benchmark(model_name, batch_size,
-                                   parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
-                                   xla=xla, precision=precision, input_pipeline=input_pipeline,
-                                   reference=reference, windows=windows, min_seconds=min_seconds,
-                                   threads=threads, log=lambda message: click.echo(message, err=True))
-            lines = format_table(result)
-    except KerasWRNError as error:
-        _fail_cleanly(error)
+    if settings:
+        names = None if settings == "all" else [n.strip() for n in settings.split(",") if n.strip()]
+        result = run_settings(model_name, batch_size, names=names, windows=windows, min_seconds=min_seconds,
+                              threads=threads, log=lambda message: click.echo(message, err=True))
+        lines = format_settings(result)
+    else:
+        result = run_benchmark(model_name, batch_size,
+                               parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
+                               xla=xla, precision=precision, input_pipeline=input_pipeline,
+                               reference=reference, windows=windows, min_seconds=min_seconds,
+                               threads=threads, log=lambda message: click.echo(message, err=True))
+        lines = format_table(result)
     for line in lines:
         click.echo(line)
     if json_out:

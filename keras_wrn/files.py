@@ -143,3 +143,63 @@ def fsync(name):
             raise
     finally:
         os.close(descriptor)
+
+
+def sha256_file(path):
+    """The SHA-256 hex digest of a file, read in 1 MiB chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileLock:
+    """An exclusive `flock` on the file `path` (created), which the kernel
+    releases when the process exits, however it exits: a lock a killed
+    process held is free at once. The file may name its holder
+    (`holder()`, `write_holder(text)`); the run folder and the data
+    download take one each."""
+
+    def __init__(self, path):
+        self.path = path
+        self.descriptor = None
+
+    def acquire(self, blocking=False):
+        """Takes the lock; without `blocking`, returns False at once when
+        another process holds it."""
+        import fcntl
+
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError:
+            os.close(descriptor)
+            return False
+        self.descriptor = descriptor
+        return True
+
+    def holder(self):
+        """The text the file holds (the last holder's, when it did not clear it)."""
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read(4096).decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+
+    def write_holder(self, text):
+        os.ftruncate(self.descriptor, 0)
+        os.lseek(self.descriptor, 0, os.SEEK_SET)
+        os.write(self.descriptor, text.encode())
+
+    def release(self, clear=False):
+        """Releases the lock; `clear` empties the holder's text first."""
+        if self.descriptor is not None:
+            if clear:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.descriptor, 0)
+            os.close(self.descriptor)
+            self.descriptor = None

@@ -152,7 +152,7 @@ class Output:
 def split(path, part_bytes, destination):
     """Cuts `path` into parts of at most `part_bytes` in `destination`;
     returns the manifest: the file's name, size and SHA-256, and each part's."""
-    from keras_wrn.models.weights import sha256_file
+    from keras_wrn.files import sha256_file
 
     os.makedirs(destination, exist_ok=True)
     name, parts = os.path.basename(path), []
@@ -173,7 +173,7 @@ def join(manifest, folders, target):
     """Joins the parts `manifest` names, found in any of `folders`, into
     `target`, checking each part's and the whole file's SHA-256 (written
     under a temporary name, renamed when whole). Returns `target`."""
-    from keras_wrn.models.weights import sha256_file
+    from keras_wrn.files import sha256_file
 
     tmp = target + ".joining"
     with open(tmp, "wb") as out:

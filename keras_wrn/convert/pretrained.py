@@ -16,7 +16,8 @@ import os
 from keras_wrn.convert.checkpoint import CheckpointError, read_state_dict
 from keras_wrn.convert.mapping import to_keras_layer_weights
 from keras_wrn.errors import InvalidArgumentError
-from keras_wrn.models.weights import Weights, sha256_file
+from keras_wrn.files import sha256_file
+from keras_wrn.models.weights import Weights
 
 CACHE_SUBDIR = os.path.join("models", "keras_wrn")
 

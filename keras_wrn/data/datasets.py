@@ -16,7 +16,8 @@ from typing import Callable
 from keras_wrn.errors import InvalidArgumentError, MissingFileError
 
 # 0-255 scale: the official code's CIFAR statistics (CIFAR-10 and -100), torchvision's ImageNet ones.
-from keras_wrn.models.weights import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, sha256_file
+from keras_wrn.files import sha256_file
+from keras_wrn.models.weights import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 
 UNIT_SCALE = ((0.0,), (255.0,))  # pixels / 255 (SVHN, digits, folders)
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras' folder loader reads

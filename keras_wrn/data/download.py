@@ -58,11 +58,6 @@ def _builder(spec, root):
     return tfds.builder(spec.tfds_name, data_dir=root)
 
 
-def is_prepared(spec, data_dir=None):
-    """Whether `spec`'s tfds dataset is prepared, whole, in the data folder."""
-    return _builder(spec, data_root(data_dir)).is_prepared()
-
-
 def human(size):
     """`1.47 GiB`: bytes in binary units, as tfds and its catalog print them."""
     for unit in ("bytes", "KiB", "MiB", "GiB"):
@@ -140,24 +135,18 @@ def _preparing(spec, root, log):
     """One process at a time prepares `spec` in `root` (flock); the debris of
     a killed one (tfds' `incomplete.*` and `*.tmp.*` folders, our `.tmp-*`
     files) is removed once the lock is held."""
-    import fcntl
-
-    os.makedirs(root, exist_ok=True)
-    descriptor = os.open(os.path.join(root, f".keras-wrn-prepare-{spec.tfds_name}.lock"), os.O_RDWR | os.O_CREAT,
-                         0o644)
+    lock = files.FileLock(os.path.join(root, f".keras-wrn-prepare-{spec.tfds_name}.lock"))
+    if not lock.acquire():
+        log(f"Waiting for another keras-wrn process that prepares {spec.name} in {root} ...")
+        lock.acquire(blocking=True)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            log(f"Waiting for another keras-wrn process that prepares {spec.name} in {root} ...")
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
         removed = remove_debris(spec, root)
         if removed:
             log(f"Removed {len(removed)} unfinished file(s) a stopped preparation left: "
                 f"{', '.join(sorted(os.path.basename(name.rstrip('/')) for name in removed)[:4])}")
         yield
     finally:
-        os.close(descriptor)
+        lock.release()
 
 
 def remove_debris(spec, root):

@@ -23,11 +23,11 @@ Keras-free.
 
 import dataclasses
 import functools
-import hashlib
 import os
 from typing import Mapping
 
 from keras_wrn.errors import InvalidArgumentError
+from keras_wrn.files import sha256_file
 
 # The repository root: the `source` of keras-wrn's own weights is relative to it.
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -175,15 +175,6 @@ def class_names(classes):
         text = resources.files("keras_wrn.models").joinpath("imagenet_classes.json").read_text()
         return tuple(json.loads(text))
     raise InvalidArgumentError(f"Unknown class list {classes!r}; known: cifar10, imagenet-1k.")
-
-
-def sha256_file(path):
-    """The SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 _WEIGHTS: dict[tuple[str, str], Weights] = {}

@@ -26,7 +26,6 @@ leaves the previous version, never half a file. `.tmp-*` debris of a killed
 process is removed by the next run that takes the lock.
 """
 
-import contextlib
 import json
 import os
 import re
@@ -131,43 +130,30 @@ def remove_debris(run_dir):
 
 
 class RunLock:
-    """An exclusive lock on a run folder (`flock` on `RUN/.lock`), released
-    when the process exits, however it exits: a lock left by a killed process
-    is taken over at once, a live one refuses with the holder's PID."""
+    """An exclusive lock on a run folder (`files.FileLock` on `RUN/.lock`),
+    released when the process exits, however it exits: a lock left by a
+    killed process is taken over at once, a live one refuses with the
+    holder's PID."""
 
     def __init__(self, run_dir):
         self.run_dir = run_dir
-        self.descriptor = None
+        self.lock = files.FileLock(path(run_dir, LOCK))
         self.previous_holder = None
 
     def acquire(self):
-        import fcntl
-
-        os.makedirs(self.run_dir, exist_ok=True)
-        descriptor = os.open(path(self.run_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
-        holder = os.read(descriptor, 4096).decode("utf-8", "replace").strip()
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(descriptor)
+        holder = self.lock.holder()
+        if not self.lock.acquire():
             raise RunFolderLockedError(
-                f"{self.run_dir} is in use by another keras-wrn process ({holder or 'unknown'}). Wait for it "
-                f"to finish, stop it, or pass another --run-dir.") from None
+                f"{self.run_dir} is in use by another keras-wrn process ({self.lock.holder() or holder or 'unknown'}). "
+                f"Wait for it to finish, stop it, or pass another --run-dir.")
         self.previous_holder = holder or None
-        os.ftruncate(descriptor, 0)
-        os.lseek(descriptor, 0, os.SEEK_SET)
-        os.write(descriptor, f"pid {os.getpid()}: {' '.join(sys.argv)}\n".encode())
-        self.descriptor = descriptor
+        self.lock.write_holder(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
         return self
 
     def release(self):
         """Clears the holder's line (only a killed process leaves its name)
         and releases the lock; the file stays, harmless."""
-        if self.descriptor is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.descriptor, 0)
-            os.close(self.descriptor)
-            self.descriptor = None
+        self.lock.release(clear=True)
 
 
 def take(run_dir, log=print):

@@ -83,6 +83,7 @@ BACKEND_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_source_converts_on_jax_and_torch(backend, tmp_path):
     if importlib.util.find_spec(backend) is None:
@@ -217,6 +218,7 @@ def test_the_command_line(tmp_path):
     result = CliRunner().invoke(main, ["convert", path, "--out", out])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "Pass --source" in result.output
 
+@pytest.mark.slow
 
 def test_a_converted_model_exports_as_savedmodel_and_tflite_with_parity(tmp_path):
     """The `.keras` file a conversion writes goes through the usual export

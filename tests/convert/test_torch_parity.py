@@ -74,7 +74,9 @@ def test_weights_from_the_table_take_raw_pixels(tmp_path, monkeypatch):
     reference = randomise_batch_norm(torchvision.models.resnet18(weights=None), seed=5)
     staged = str(tmp_path / "resnet18.pth")
     torch.save(reference.state_dict(), staged)
-    prefix = weights.sha256_file(staged)[:8]
+    from keras_wrn import files
+
+    prefix = files.sha256_file(staged)[:8]
     cache = os.path.join(str(tmp_path), "models", "keras_wrn")
     os.makedirs(cache)
     os.replace(staged, os.path.join(cache, f"resnet18-{prefix}.pth"))

@@ -31,6 +31,7 @@ def test_extractor_exports_a_savedmodel_with_one_output_per_tap(tmp_path):
         export_features(model, tmp_path / "other", verbose=False)
     assert not (tmp_path / "other").exists()
 
+@pytest.mark.slow
 
 def test_a_full_disk_is_one_error_and_keeps_the_earlier_version(full_disk):
     """Onto a 2 MB tmpfs holding version 1, then filled: one error worded

@@ -82,6 +82,7 @@ BACKEND_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_variant_matches_its_source_on_jax_and_torch(backend):
     if importlib.util.find_spec(backend) is None:

@@ -98,14 +98,6 @@ def test_every_record_is_complete():
     assert [w["tag"] for w in registry.get_model_spec("wrn-16-8").to_dict()["weights"]] == ["cifar10"]
 
 
-def test_one_hashing_helper(tmp_path):
-    import hashlib
-
-    path = tmp_path / "blob"
-    path.write_bytes(os.urandom(3 << 20))
-    assert weights.sha256_file(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_compressed_layer_weights_round_trip(tmp_path):
     layer_weights = {"conv": [np.zeros((64, 64), "float32"), np.arange(3, dtype="float16")]}
     save_layer_weights(str(tmp_path / "plain.npz"), layer_weights)

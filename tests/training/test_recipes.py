@@ -196,6 +196,7 @@ def test_a_killed_sam_ema_run_resumes_as_an_uninterrupted_one(backend, tmp_path)
     saved = json.load(open(killed / "config.json"))["config"]
     assert (saved["optimizer"], saved["ema_decay"], saved["augment"]) == ("sam", 0.9, "cutout")
 
+@pytest.mark.slow
 
 def test_the_fit_checkpoint_keeps_the_ema(tmp_path):
     """The fit route's epoch checkpoint (`save_weights` of the trainer model)

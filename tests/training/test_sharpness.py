@@ -39,7 +39,7 @@ def sharpness(minimizer):
     return Sharpness(rho=ref.RHO[minimizer], adaptive=minimizer == "asam")
 
 
-@pytest.mark.parametrize("minimizer", ["sam", "asam"])
+@pytest.mark.parametrize("minimizer", ["sam", pytest.param("asam", marks=pytest.mark.slow)])
 def test_the_distributed_trainers_step_equals_the_reference(minimizer, float64):
     import tensorflow as tf
 
@@ -69,10 +69,12 @@ def fit_route(minimizer):
     return ref.compare(model, ref.train_reference(minimizer))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("minimizer", ["sam", "asam"])
 def test_the_fit_routes_step_equals_the_reference(minimizer, float64):
     assert fit_route(minimizer) < TOLERANCE
 
+@pytest.mark.slow
 
 def test_plain_sgd_differs_from_sam(float64):
     """The reference tells the two apart: one SGD step's weights are far
@@ -97,6 +99,7 @@ BACKEND_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_the_fit_route_on_jax_and_torch(backend):
     if importlib.util.find_spec(backend) is None:
