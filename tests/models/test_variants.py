@@ -77,7 +77,15 @@ BACKEND_SCRIPT = textwrap.dedent(
     import keras
     from tests.models.variant_reference import PARITY_CASES, parity
     gaps = {source: parity(source, name, normalization=norm)[0] for source, name, norm in PARITY_CASES}
-    print(json.dumps({"backend": keras.backend.backend(), "gaps": gaps}))
+    # Feature taps on this backend: named maps, the logits tap equal to the model's output.
+    import numpy as np, keras_wrn
+    model = keras_wrn.get_model("wrn-16-2", input_shape=(16, 16, 3), classifier_activation=None)
+    taps = keras_wrn.feature_extractor(model, taps=["group1_preact", "group3", "pooled", "logits"])
+    x = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype("float32")
+    out = {k: keras.ops.convert_to_numpy(v) for k, v in taps(x).items()}
+    shapes = {k: list(v.shape) for k, v in out.items()}
+    gaps["taps"] = float(np.abs(out["logits"] - keras.ops.convert_to_numpy(model(x))).max())
+    print(json.dumps({"backend": keras.backend.backend(), "gaps": gaps, "shapes": shapes}))
     """
 )
 
@@ -85,6 +93,7 @@ BACKEND_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_variant_matches_its_source_on_jax_and_torch(backend):
+    """And the feature taps work there."""
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install 'keras-wrn[{backend}]')")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,9 +103,11 @@ def test_every_variant_matches_its_source_on_jax_and_torch(backend):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["backend"] == backend
-    assert set(report["gaps"]) == {case[0] for case in PARITY_CASES}
+    assert set(report["gaps"]) == {case[0] for case in PARITY_CASES} | {"taps"}
     for source, gap in report["gaps"].items():
         assert gap < TOLERANCE, (backend, source, gap)
+    assert report["shapes"] == {"group1_preact": [2, 16, 16, 32], "group3": [2, 4, 4, 128], "pooled": [2, 128],
+                                "logits": [2, 10]}
 
 
 VARIANT_NAMES = [n for n in keras_wrn.list_models(family="cifar") if keras_wrn.get_model_spec(n).source != "paper"]
