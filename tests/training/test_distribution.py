@@ -23,9 +23,10 @@ needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="
 JAX = {**ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
 # Float32 sums in another order (the gradients' all-reduce, batch norm's
 # statistics over two shards), through 6 SGD steps: measured 4e-6 to 9e-6
-# relative on a Zen 4. Per-device batch statistics, or a batch split wrongly,
-# move the losses by 1e-2 and more.
-SAME_COMPUTATION = 1e-4
+# relative on a Zen 4, and 1.5e-4 on the first epoch's loss on an Intel Xeon
+# (AMX) with the batches in ShuffledBatches' own order. Per-device batch
+# statistics, or a batch split wrongly, move the losses by 1e-2 and more.
+SAME_COMPUTATION = 3e-4
 
 
 def jax_train(*args, env=None, timeout=900):
