@@ -137,11 +137,13 @@ class SharpnessAwareSequential(keras.Sequential):
             gradients = tf_perturbed_gradients(net, inputs, loss_of, tape.gradient(loss, variables), self.sharpness)
             self.optimizer.apply_gradients(zip(gradients, variables))
         else:
-            gradients, y_pred, loss = self._torch_gradients(net, inputs, variables, loss_of)
+            y_pred, loss = self._torch_step(net, inputs, variables, loss_of)
         self._loss_tracker.update_state(loss, sample_weight=ops.shape(x)[0])
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _torch_gradients(self, net, inputs, variables, loss_of):
+    def _torch_step(self, net, inputs, variables, loss_of):
+        """PyTorch: both passes and the update; returns the first pass's
+        `(logits, loss)`."""
         import torch
 
         y_pred = net(inputs, training=True)
@@ -157,4 +159,4 @@ class SharpnessAwareSequential(keras.Sequential):
         loss_of(logits).backward()
         with torch.no_grad():
             self.optimizer.apply([w.grad for w in perturbed], variables)
-        return None, y_pred, loss.detach()
+        return y_pred, loss.detach()
