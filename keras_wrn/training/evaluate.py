@@ -84,12 +84,13 @@ def check_model_fits(model, spec):
 
 def run_zca(run_dir, config):
     """The (mean, matrix) GCN + ZCA whitening a run trained with, or None."""
-    import numpy as np
-
     if config is None or not config.zca:
         return None
-    with np.load(run_folder.path(run_dir, run_folder.ZCA)) as stored:
-        return stored["mean"], stored["matrix"]
+    stored = run_folder.read_zca(run_dir)
+    if stored is None:
+        raise MissingFileError(f"{run_folder.path(run_dir, run_folder.ZCA)} is missing: the run trained with --zca "
+                               f"and its whitening is needed to test it. Resume the run to write it again.")
+    return stored
 
 
 def input_normalization(model, spec):

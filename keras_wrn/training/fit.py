@@ -141,8 +141,9 @@ def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None, e
     `config.epochs`), cross-entropy on logits (label-smoothed with
     `config.label_smoothing`) and, for `config.optimizer` sam/asam, SAM's
     two-pass step (`sharpness.SharpnessAwareSequential`). Its metrics,
-    `accuracy` and `xent` (the plain cross-entropy), honour sample weights,
-    so padded evaluation batches (`EvaluationBatches`) are exact.
+    `accuracy`, `xent` (the plain cross-entropy) and, for 100 classes and
+    more, `top5`, honour sample weights, so padded evaluation batches
+    (`EvaluationBatches`) are exact.
 
     Sets the global dtype policy to `config.precision` (in
     `build_training_objects`; mixed precision keeps float32 weights and
@@ -162,9 +163,11 @@ def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None, e
         SharpnessAwareSequential(layers, sharpness=sharpness, name=f"fit_{net.name}")
     loss = SmoothedCrossentropy(config.label_smoothing) if config.label_smoothing else \
         keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    trainer.compile(optimizer=optimizer, loss=loss,
-                    weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                                      keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent")],
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+               keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent")]
+    if spec.num_classes >= 100:  # the epoch record's top-5 error, as the tf.distribute trainer's
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"))
+    trainer.compile(optimizer=optimizer, loss=loss, weighted_metrics=metrics,
                     jit_compile=jit_compile)
     return trainer, net
 
@@ -201,7 +204,8 @@ class EpochRecords(keras.callbacks.Callback):
             train_error=1.0 - float(logs["accuracy"]), epoch_seconds=round(seconds, 3),
             images_per_second=round(self.images_per_epoch / seconds, 1),
             test_loss=float(logs.get("val_xent", logs.get("val_loss"))) if tested else None,
-            test_error=1.0 - float(logs["val_accuracy"]) if tested else None))
+            test_error=1.0 - float(logs["val_accuracy"]) if tested else None,
+            test_top5_error=1.0 - float(logs["val_top5"]) if tested and "val_top5" in logs else None))
 
 
 @contextlib.contextmanager
@@ -359,7 +363,9 @@ class FitTrainer(Trainer):
             return
         with self._ema_context()():
             tested = self.model.evaluate(self.tests, verbose=0, return_dict=True)
-        for key, value in ema_fields((tested["xent"], 1.0 - tested["accuracy"], None), 0).items():
+        top5 = 1.0 - tested["top5"] if "top5" in tested else None
+        for key, value in ema_fields((tested["xent"], 1.0 - tested["accuracy"], top5),
+                                     self.spec.num_classes).items():
             setattr(record, key, float(value))
 
     def _end_epoch(self, record):

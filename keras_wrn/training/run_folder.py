@@ -129,6 +129,28 @@ def remove_debris(run_dir):
     return removed
 
 
+def read_zca(run_dir):
+    """The run's GCN + ZCA whitening `(mean, matrix)` from `zca.npz`, or None
+    when the folder has none; a damaged file is a `RunFolderError` naming it
+    and the fix (the statistics are fitted again from the training images, the
+    same ones: the run's checkpoints stay valid)."""
+    import zipfile
+
+    import numpy as np
+
+    target = path(run_dir, ZCA)
+    if not os.path.exists(target):
+        return None
+    try:
+        with np.load(target) as stored:
+            return stored["mean"], stored["matrix"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise RunFolderError(
+            f"{target} is damaged ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            f"Delete it and run the same command again: the whitening is fitted again from the training images, "
+            f"the same statistics, and the run's checkpoints stay valid.") from None
+
+
 class RunLock:
     """An exclusive lock on a run folder (`files.FileLock` on `RUN/.lock`),
     released when the process exits, however it exits: a lock left by a

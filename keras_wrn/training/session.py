@@ -158,9 +158,9 @@ class RunSession:
         from keras_wrn.data import fit_zca
 
         path = self.path(run_folder.ZCA)
-        if os.path.exists(path):
-            with np.load(path) as stored:
-                return stored["mean"], stored["matrix"]
+        stored = run_folder.read_zca(self.run_dir)
+        if stored is not None:
+            return stored
         mean, matrix = fit_zca(training_images())
         if self.chief:
             with run_folder.atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -141,3 +141,24 @@ def test_a_shortened_recipe_drops_the_rate_at_the_papers_fractions():
 
     assert scaled_boundaries(200) == (60, 120, 160) and scaled_boundaries(30) == (9, 18, 24)
     assert scaled_boundaries(20) == (6, 12, 16) and scaled_boundaries(2) == (2,)  # epoch 1 has no drop
+
+
+def test_the_fit_route_records_top5_for_100_classes():
+    """As the tf.distribute trainer: a 100-class run's epoch records carry
+    the top-5 error, measured with the same weighted metrics as top-1."""
+    spec = data.get_dataset_spec("cifar100")
+    config = TrainConfig.from_preset("cifar100", model="wrn-16-1", batch_size=8, epochs=1, seed=0)
+    trainer, _ = build_fit_model(config, spec, steps_per_epoch=1, jit_compile=False)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 100, 8).astype("int32")
+    lines = []
+    callback = EpochRecords(lines.append, images_per_epoch=8, schedule=0.1, steps_per_epoch=1)
+    trainer.fit(ShuffledBatches(images, labels, 8), epochs=1, verbose=0, callbacks=[callback],
+                validation_data=(images, labels), validation_batch_size=8)
+    (record,) = lines
+    logits = np.asarray(trainer.predict(images, verbose=0))
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    expected = 1.0 - np.mean([label in row for label, row in zip(labels, top5)])
+    assert record.test_top5_error == pytest.approx(expected)
+    assert record.test_top5_error <= record.test_error

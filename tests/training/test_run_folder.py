@@ -214,3 +214,38 @@ def test_tensorboard_scalars_on_a_full_disk_are_one_clear_error(full_disk):
     finally:
         with contextlib.suppress(OSError):
             scalars.close()
+
+
+def test_a_damaged_zca_file_is_one_line_naming_it_and_the_fix(tmp_path):
+    """A truncated `zca.npz` (a kill or a full disk while another tool copied
+    it): the one reader both training and evaluation use names it and the
+    fix, instead of numpy's BadZipFile traceback."""
+    import numpy as np
+
+    from keras_wrn.training import run_folder
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert run_folder.read_zca(str(run_dir)) is None
+    target = run_dir / run_folder.ZCA
+    np.savez(target, mean=np.zeros(4, "float32"), matrix=np.eye(4, dtype="float32"))
+    mean, matrix = run_folder.read_zca(str(run_dir))
+    assert mean.shape == (4,) and matrix.shape == (4, 4)
+    target.write_bytes(target.read_bytes()[:100])
+    with pytest.raises(run_folder.RunFolderError, match=r"zca.npz is damaged \(BadZipFile.*Delete it and run the same "
+                                                        r"command again"):
+        run_folder.read_zca(str(run_dir))
+
+
+@pytest.mark.slow
+def test_a_damaged_zca_file_ends_the_command_in_one_line(tmp_path):
+    from tests.helpers import invoke
+
+    run_dir = tmp_path / "run"
+    assert invoke("train", "--smoke", "--zca", "--run-dir", run_dir).exit_code == 0
+    target = run_dir / "zca.npz"
+    target.write_bytes(target.read_bytes()[:100])
+    for args in (("evaluate", run_dir), ("train", "--smoke", "--zca", "--run-dir", run_dir)):
+        result = invoke(*args)
+        assert result.exit_code == 1 and "zca.npz is damaged" in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
