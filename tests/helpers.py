@@ -145,3 +145,27 @@ def fill(folder, leave=64 * 1024):
     stat = os.statvfs(folder)
     with open(os.path.join(folder, "ballast"), "wb") as handle:
         handle.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
+
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def backend_report(script, backend, *args, **env):
+    """Runs `script` (`python -c`) under `KERAS_BACKEND=backend` in a fresh
+    process, with the repository first on its path as `sys.argv[1]` and
+    `args` after it, and returns the JSON of its last line; skips the test
+    where the backend is not installed. `env`: more variables."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install 'keras-wrn[{backend}]')")
+    environment = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
+                   **env}
+    result = subprocess.run([sys.executable, "-c", script, REPOSITORY, *map(str, args)], capture_output=True,
+                            text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["backend"] == backend
+    return report

@@ -5,11 +5,7 @@ saves it, against that source's PyTorch forward written in the tests
 depth and width read from the file; the wrappers real files use; what the
 file contradicts refused in one line naming the source that fits."""
 
-import importlib.util
-import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -28,6 +24,7 @@ from tests.convert.source_checkpoints import (  # noqa: E402
     source_state,
     write_checkpoint,
 )
+from tests.helpers import backend_report  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -86,18 +83,11 @@ BACKEND_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_source_converts_on_jax_and_torch(backend, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install 'keras-wrn[{backend}]')")
     for source in CASES:
         images, logits = write_checkpoint(source, str(tmp_path / f"{source}.pth"))
         np.savez(tmp_path / f"{source}.npz", images=images, logits=logits)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, root, str(tmp_path)], capture_output=True,
-                            text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["backend"] == backend and set(report["gaps"]) == set(CASES)
+    report = backend_report(BACKEND_SCRIPT, backend, tmp_path)
+    assert set(report["gaps"]) == set(CASES)
     for source, gap in report["gaps"].items():
         assert gap < TOLERANCE, (backend, source, gap)
 

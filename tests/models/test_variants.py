@@ -3,11 +3,6 @@ here from each source project's code (tests/models/variant_reference.py):
 random weights and batch-norm statistics, eval mode, logits to 1e-4 on the
 TensorFlow backend in this process and on JAX and PyTorch in their own."""
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -17,6 +12,8 @@ from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.models import variants
 
 torch = pytest.importorskip("torch")
+
+from tests.helpers import backend_report  # noqa: E402
 
 from .variant_reference import PARITY_CASES, SOURCES, WRN, parity, unused_parameters  # noqa: E402
 
@@ -94,15 +91,7 @@ BACKEND_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_variant_matches_its_source_on_jax_and_torch(backend):
     """And the feature taps work there."""
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install 'keras-wrn[{backend}]')")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, root], capture_output=True, text=True,
-                            env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["backend"] == backend
+    report = backend_report(BACKEND_SCRIPT, backend)
     assert set(report["gaps"]) == {case[0] for case in PARITY_CASES} | {"taps"}
     for source, gap in report["gaps"].items():
         assert gap < TOLERANCE, (backend, source, gap)

@@ -4,11 +4,6 @@ steps with Nesterov SGD and weight decay, weights and batch-norm running
 means to 1e-6; the tf.distribute trainer's step here, the Keras fit route on
 TensorFlow here and on JAX and PyTorch in their own processes."""
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -18,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 from keras_wrn.training.optimizer import TorchSGD  # noqa: E402
 from keras_wrn.training.sharpness import Sharpness, SharpnessAwareSequential  # noqa: E402
+from tests.helpers import backend_report  # noqa: E402
 from tests.training import sam_reference as ref  # noqa: E402
 
 TOLERANCE = 1e-6
@@ -102,15 +98,6 @@ BACKEND_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_the_fit_route_on_jax_and_torch(backend):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "JAX_ENABLE_X64": "1",
-           "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, root], capture_output=True, text=True, env=env,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["backend"] == backend
+    report = backend_report(BACKEND_SCRIPT, backend, JAX_ENABLE_X64="1")
     for minimizer, gap in report["gaps"].items():
         assert gap < TOLERANCE, (backend, minimizer, gap)
