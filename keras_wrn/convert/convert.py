@@ -10,7 +10,7 @@ import numpy as np
 from keras_wrn import files
 from keras_wrn.convert.checkpoint import read_state_dict
 from keras_wrn.convert.mapping import ConversionError, to_keras_layer_weights
-from keras_wrn.convert.sources import builder_arguments, read_cifar_architecture, resolve_source
+from keras_wrn.convert.sources import builder_arguments, read_cifar_architecture, registered_names, resolve_source
 from keras_wrn.errors import InvalidArgumentError
 
 DEEPMIND_BUFFERS = ("mean", "std")
@@ -51,24 +51,6 @@ def resolve_normalization(source, buffers, normalization=None, dataset=None):
             f"pass --dataset cifar10 or --dataset cifar100 (the constants of the data it was trained on), or "
             f"--normalization.")
     return chosen
-
-
-def _registered_name(arguments):
-    """A registered CIFAR model computing the same network, or None."""
-    from keras_wrn.models.registry import get_model_spec, list_models
-
-    for name in list_models(family="cifar"):
-        spec = get_model_spec(name)
-        if not spec.kwargs.get("dropout_rate") and all(
-                spec.kwargs.get(key, _paper(key)) == value for key, value in arguments.items()):
-            return name
-    return None
-
-
-def _paper(key):
-    from keras_wrn.models.variants import PAPER_STYLE
-
-    return getattr(PAPER_STYLE, key, None)
 
 
 def _unused_norms(arguments, layer_weights):
@@ -142,7 +124,7 @@ def convert_checkpoint(checkpoint, model_name=None, out=None, *, source=None, no
             overrides["include_top"] = False
         else:
             overrides["num_classes"] = architecture.num_classes
-        name = spec.name if spec is not None else _registered_name(arguments)
+        name = spec.name if spec is not None else next(iter(registered_names(arguments)), None)
         label = name or f"wrn-{architecture.depth}-{architecture.k:g}-{checkpoint_source.name}"
         model = WideResNet(**arguments, **overrides, name=label.replace("-", "_").replace(".", "_"),
                            include_preprocessing=False if preprocessing is None else preprocessing.to_dict())

@@ -156,51 +156,52 @@ def _official_imagenet(module, tensors):
     return {f"{prefix}_conv": _conv({"weight": tensors["weight"]}), f"{prefix}_bn": _identity_bn(tensors["bias"])}
 
 
-_BLOCK_PARTS = {"bn1": "bn1", "conv1": "conv1", "bn2": "bn2", "conv2": "conv2", "convShortcut": "shortcut"}
-
-
 def _cifar_part(name, tensors):
     """`{keras layer: weights}` of a CIFAR WRN layer by keras_wrn's name."""
     kind = _bn if "_bn" in name or name == "head_bn" else _dense if name == "predictions" else _conv
     return {name: kind(tensors)}
 
 
-def _xternalz(module, tensors):
-    if module.startswith("sub_block1."):
-        return {}  # RobustBench's WideResNet builds it and never calls it
-    names = {"conv1": "stem_conv", "bn1": "head_bn", "fc": "predictions", "classifier": "predictions"}
-    if module in names:
-        return _cifar_part(names[module], tensors)
-    match = re.fullmatch(r"block([123])\.layer\.(\d+)\.(bn1|conv1|bn2|conv2|convShortcut)", module)
-    if match:
-        group, block, part = match.groups()
-        return _cifar_part(f"group{group}_block{int(block) + 1}_{_BLOCK_PARTS[part]}", tensors)
-    return None
+def _cifar_mapper(tops, block, parts, *, group_from=1, block_from=0, ignored=()):
+    """A key layout of CIFAR WRNs: `tops` maps the stem, head norm and
+    classifier modules; `block` matches a block's prefix with named groups
+    `group` and `block`, counted from `group_from` and `block_from`; `parts`
+    maps the rest of the module's name onto keras_wrn's block layers;
+    modules starting with `ignored` are dropped."""
+    pattern = re.compile(block + r"\.(?P<part>" + "|".join(map(re.escape, parts)) + ")")
+
+    def mapper(module, tensors):
+        if ignored and module.startswith(ignored):
+            return {}
+        if module in tops:
+            return _cifar_part(tops[module], tensors)
+        match = pattern.fullmatch(module)
+        if match is None:
+            return None
+        group, index = int(match["group"]) - group_from + 1, int(match["block"]) - block_from + 1
+        return _cifar_part(f"group{group}_block{index}_{parts[match['part']]}", tensors)
+
+    return mapper
 
 
-def _deepmind(module, tensors):
-    names = {"init_conv": "stem_conv", "batchnorm": "head_bn", "logits": "predictions"}
-    if module in names:
-        return _cifar_part(names[module], tensors)
-    parts = {"batchnorm_0": "bn1", "conv_0": "conv1", "batchnorm_1": "bn2", "conv_1": "conv2", "shortcut": "shortcut"}
-    match = re.fullmatch(r"layer\.([012])\.block\.(\d+)\.(batchnorm_[01]|conv_[01]|shortcut)", module)
-    if match:
-        group, block, part = match.groups()
-        return _cifar_part(f"group{int(group) + 1}_block{int(block) + 1}_{parts[part]}", tensors)
-    return None
-
-
-def _pytorchcv(module, tensors):
-    names = {"features.init_block": "stem_conv", "features.init_block.conv": "stem_conv",
-             "features.post_activ.bn": "head_bn", "output": "predictions"}
-    if module in names:
-        return _cifar_part(names[module], tensors)
-    match = re.fullmatch(r"features\.stage([123])\.unit(\d+)\.(body\.conv([12])\.(bn|conv)|identity_conv)", module)
-    if match:
-        group, unit, _, index, kind = match.groups()
-        part = "shortcut" if index is None else f"{kind}{index}"
-        return _cifar_part(f"group{group}_block{unit}_{part}", tensors)
-    return None
+# RobustBench's WideResNet builds `sub_block1` and never calls it.
+_xternalz = _cifar_mapper(
+    {"conv1": "stem_conv", "bn1": "head_bn", "fc": "predictions", "classifier": "predictions"},
+    r"block(?P<group>[123])\.layer\.(?P<block>\d+)",
+    {"bn1": "bn1", "conv1": "conv1", "bn2": "bn2", "conv2": "conv2", "convShortcut": "shortcut"},
+    ignored=("sub_block1.",))
+_deepmind = _cifar_mapper(
+    {"init_conv": "stem_conv", "batchnorm": "head_bn", "logits": "predictions"},
+    r"layer\.(?P<group>[012])\.block\.(?P<block>\d+)",
+    {"batchnorm_0": "bn1", "conv_0": "conv1", "batchnorm_1": "bn2", "conv_1": "conv2", "shortcut": "shortcut"},
+    group_from=0)
+_pytorchcv = _cifar_mapper(
+    {"features.init_block": "stem_conv", "features.init_block.conv": "stem_conv",
+     "features.post_activ.bn": "head_bn", "output": "predictions"},
+    r"features\.stage(?P<group>[123])\.unit(?P<block>\d+)",
+    {"body.conv1.bn": "bn1", "body.conv1.conv": "conv1", "body.conv2.bn": "bn2", "body.conv2.conv": "conv2",
+     "identity_conv": "shortcut"},
+    block_from=1)
 
 
 LAYOUTS = {"torchvision": _torchvision, "official-cifar": _official_cifar, "official-imagenet": _official_imagenet,

@@ -128,6 +128,18 @@ def _style_of(options):
     return {key: options.get(key, getattr(PAPER_STYLE, key)) for key in STYLE_FIELDS}
 
 
+def registered_names(arguments, keys=None):
+    """The registered CIFAR models (without dropout) whose `WideResNet`
+    arguments equal `arguments` on `keys` (default: all of them)."""
+    from keras_wrn.models.registry import get_model_spec, list_models
+
+    def builds(spec):
+        return not spec.kwargs.get("dropout_rate") and all(
+            spec.kwargs.get(key, getattr(PAPER_STYLE, key, None)) == arguments[key] for key in keys or arguments)
+
+    return [name for name in list_models(family="cifar") if builds(get_model_spec(name))]
+
+
 def builder_arguments(source, architecture, model_spec=None):
     """`WideResNet` arguments for a CIFAR checkpoint: the file's depth,
     width and biases, the source's forward. With `model_spec` (a registered
@@ -137,14 +149,10 @@ def builder_arguments(source, architecture, model_spec=None):
                  "stem_bias": architecture.stem_bias, "conv_bias": architecture.conv_bias}
     if model_spec is None:
         return arguments
-    from keras_wrn.models.registry import get_model_spec, list_models
-
     label = f"WRN-{architecture.depth}-{architecture.k:g}"
-    shape = (architecture.depth, architecture.k)
-    if model_spec.family != "cifar" or (model_spec.kwargs["depth"], model_spec.kwargs["k"]) != shape:
-        fits = [n for n in list_models(family="cifar")
-                if (get_model_spec(n).kwargs["depth"], get_model_spec(n).kwargs["k"]) == shape
-                and _style_of(get_model_spec(n).kwargs) == forward]
+    if model_spec.family != "cifar" or (model_spec.kwargs["depth"], model_spec.kwargs["k"]) != \
+            (architecture.depth, architecture.k):
+        fits = registered_names(arguments, keys=("depth", "k", *STYLE_FIELDS))
         raise ConversionError(
             f"The checkpoint holds a {label} ({(architecture.depth - 4) // 6} blocks per group, group 1 "
             f"{int(16 * architecture.k)} channels wide); --model {model_spec.name} is not one. Omit --model"

@@ -164,8 +164,6 @@ class ZCAWhitening(layers.Layer):
         return {**super().get_config(), "dimension": self.dimension}
 
 
-
-
 def preprocessor(mean, std, *, flip=False, crop_padding=0, seed=None, zca=None, augment="paper",
                  name="preprocess"):
     """A Keras model that normalises `(x - mean) / std` per channel (or, with

@@ -50,15 +50,14 @@ RECIPES = {
     # The dataset's preset: the paper's recipe.
     "paper": {},
     # SAM (Foret et al., ICLR 2021; davda54/sam's WRN-28-10 CIFAR setup, which
-    # SamsungLabs/ASAM follows): SAM rho 0.05, label smoothing 0.1, cosine
-    # decay, 200 epochs, batch 128, lr 0.1, weight decay 5e-4, Cutout.
-    "sam": dict(optimizer="sam", sam_rho=0.05, label_smoothing=0.1, schedule="cosine", epochs=200,
-                batch_size=128, learning_rate=0.1, weight_decay=5e-4, augment="cutout"),
-    # ASAM (Kwon et al., ICML 2021; SamsungLabs/ASAM's CIFAR example): the
-    # same with adaptive sharpness, rho 0.5.
-    "asam": dict(optimizer="asam", sam_rho=0.5, label_smoothing=0.1, schedule="cosine", epochs=200,
-                 batch_size=128, learning_rate=0.1, weight_decay=5e-4, augment="cutout"),
+    # SamsungLabs/ASAM follows): SAM (rho 0.05, DEFAULT_RHO), label smoothing
+    # 0.1, cosine decay, 200 epochs, batch 128, lr 0.1, weight decay 5e-4, Cutout.
+    "sam": dict(optimizer="sam", label_smoothing=0.1, schedule="cosine", epochs=200, batch_size=128,
+                learning_rate=0.1, weight_decay=5e-4, augment="cutout"),
 }
+# ASAM (Kwon et al., ICML 2021; SamsungLabs/ASAM's CIFAR example): the same
+# with adaptive sharpness (rho 0.5).
+RECIPES["asam"] = {**RECIPES["sam"], "optimizer": "asam"}
 OPTIMIZERS = ("sgd", "sam", "asam")
 # SAM's and ASAM's usual neighbourhood sizes, when --sam-rho is not given.
 DEFAULT_RHO = {"sgd": None, "sam": 0.05, "asam": 0.5}

@@ -23,6 +23,7 @@ from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SM
 from keras_wrn.training.sharpness import Sharpness
 from keras_wrn.training.steps import (
     build_training_objects,
+    ema_context,
     ema_fields,
     ema_weights,
     make_train_step,
@@ -185,16 +186,12 @@ class DistributedTrainer(Trainer):
                                           xla=self.config.xla, label_smoothing=self.config.label_smoothing,
                                           sharpness=Sharpness.from_config(self.config))
 
-    def _ema_context(self):
-        """A context with the EMA weights swapped in (None without EMA)."""
-        return (lambda: ema_weights(self.net, self.optimizer)) if self.config.ema_decay else None
-
     def _recover_closed_epoch(self):
         """A run killed after an epoch-end checkpoint but before that epoch's
         files: the checkpoint carries the epoch's record, so they are written now."""
         closed = json.loads(self.epoch_record.numpy().decode() or "null")
         if self.chief and closed and closed["step"] == self.step and not self.session.logged(closed["epoch"]):
-            self.session.end_epoch(records.EpochRecord(**closed), self.net, ema=self._ema_context())
+            self.session.end_epoch(records.EpochRecord(**closed), self.net, ema=ema_context(self.config, self.net, self.optimizer))
 
     def _save_checkpoint(self):
         """`manager.save` whose failure (a full disk) removes its half-written
@@ -281,5 +278,5 @@ class DistributedTrainer(Trainer):
             resumed_mid_epoch=bool(stats["skip"]))
         self.epoch_record.assign(json.dumps(record.to_dict()))
         self._save_checkpoint()  # first: the files below are remade from it
-        self.session.end_epoch(record, self.net, ema=self._ema_context())
+        self.session.end_epoch(record, self.net, ema=ema_context(self.config, self.net, self.optimizer))
         self.log(record.summary(self.epochs))

@@ -12,8 +12,8 @@ the digits, image folders, and CIFAR stored as image files (`--data-dir`).
 Resume is per epoch: at each epoch end the trainer model (network and
 optimizer) is saved as `checkpoints/epoch-N.weights.h5` with the epoch's
 record and the augmentation's random state beside it (`epoch-N.json`),
-newest two kept, then the epoch's files. A killed run, started again, resumes from the newest intact
-checkpoint (writing that epoch's files if the kill came before them) and
+newest two kept, then the epoch's files. A killed run, started again,
+resumes from the newest intact checkpoint (writing that epoch's files if the kill came before them) and
 redoes the epoch it was in, with that epoch's data order, ending with the
 optimizer steps and learning rate of an uninterrupted run.
 """
@@ -32,7 +32,7 @@ from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training import records, run_folder
 from keras_wrn.training.schedules import rate_at
 from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer, check_batch_split
-from keras_wrn.training.steps import random_state
+from keras_wrn.training.steps import ema_context, random_state
 
 KEEP_CHECKPOINTS = 2
 
@@ -350,10 +350,7 @@ class FitTrainer(Trainer):
         return _without_distribution()
 
     def _ema_context(self):
-        """A context with the EMA weights swapped in (None without EMA)."""
-        from keras_wrn.training.steps import ema_weights
-
-        return (lambda: ema_weights(self.model, self.model.optimizer)) if self.config.ema_decay else None
+        return ema_context(self.config, self.model, self.model.optimizer)
 
     def _test_ema(self, record):
         """The EMA weights' test figures into `record` (runs with --ema)."""

@@ -126,6 +126,12 @@ def ema_weights(model, optimizer):
             variable.assign(value)
 
 
+def ema_context(config, model, optimizer):
+    """`session.end_epoch`'s `ema`: a function giving the `ema_weights`
+    context of `model`, or None for a run without an EMA."""
+    return (lambda: ema_weights(model, optimizer)) if config.ema_decay else None
+
+
 def ema_fields(tested, num_classes):
     """An epoch record's EMA fields from `(loss, top-1, top-5)` (or None)."""
     if tested is None:
@@ -141,5 +147,8 @@ def random_state(*models):
     files nor a `tf.train.Checkpoint` of a Keras model hold them, so the
     trainers checkpoint them beside it: a resumed run draws the augmentation
     an uninterrupted one draws."""
-    return [variable for model in models for variable in model.variables
-            if not any(variable is weight for weight in model.weights)]
+    state = []
+    for model in models:
+        weights = {id(weight) for weight in model.weights}
+        state += [variable for variable in model.variables if id(variable) not in weights]
+    return state
