@@ -34,6 +34,7 @@ KERAS_CLASSES = {
     "keras_wrn.models.imagenet": ("ImageNetWideResNet",),
     "keras_wrn.models.layers": ("StochasticDepth", "ChannelZeroPadding"),
     "keras_wrn.data.augment": ("RandomReflectCrop", "ZCAWhitening", "Cutout"),
+    "keras_wrn.data.autoaugment": ("AutoAugment",),
     "keras_wrn.training.losses": ("SmoothedCrossentropy",),
     "keras_wrn.training.optimizer": ("TorchSGD",),
 }

@@ -231,8 +231,9 @@ def _console():
               help="Keep an exponential moving average of the weights (e.g. 0.999), tested every epoch and saved "
                    "as ema.weights.h5 (--weights ema in evaluate, export, predict).")
 @click.option("--augment", type=click.Choice(AUGMENTATIONS),
-              help="paper (flip and crop), cutout (then a Cutout of half the side: 16x16 on CIFAR) or randaugment "
-                   "(Keras' RandAugment first).")
+              help="paper (flip and crop), cutout (then a Cutout of half the side: 16x16 on CIFAR), randaugment "
+                   "(Keras' RandAugment first) or autoaugment (AutoAugment's learned policy, SVHN's on SVHN and "
+                   "CIFAR-10's elsewhere, then Cutout).")
 @click.option("--seed", type=int, help="Random seed (data order, augmentation, init).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; default runs/DATASET-MODEL.")
 @click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)

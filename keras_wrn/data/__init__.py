@@ -8,10 +8,12 @@ TensorFlow (and tensorflow-datasets) only inside the functions that need them.
 from keras_wrn._lazy import lazy_exports
 
 # `preprocessor(augment=...)`: the paper's flip and crop alone, then Cutout,
-# or RandAugment first (Keras-free, for the config and the command line).
-AUGMENTATIONS = ("paper", "cutout", "randaugment")
+# RandAugment first, or AutoAugment's policy between them and Cutout
+# (Keras-free, for the config and the command line).
+AUGMENTATIONS = ("paper", "cutout", "randaugment", "autoaugment")
 
 _EXPORTS = {
+    "AutoAugment": "autoaugment",
     "RandomReflectCrop": "augment",
     "Cutout": "augment",
     "ZCAWhitening": "augment",

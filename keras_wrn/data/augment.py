@@ -10,6 +10,7 @@ import keras
 from keras import layers, ops
 
 from keras_wrn.data import AUGMENTATIONS
+from keras_wrn.data.autoaugment import AutoAugment
 from keras_wrn.errors import InvalidArgumentError
 
 
@@ -165,37 +166,43 @@ class ZCAWhitening(layers.Layer):
 
 
 def preprocessor(mean, std, *, flip=False, crop_padding=0, seed=None, zca=None, augment="paper",
-                 name="preprocess"):
+                 policy="cifar10", name="preprocess"):
     """A Keras model that normalises `(x - mean) / std` per channel (or, with
     `zca=(mean, matrix)` from `fit_zca`, GCN + ZCA whitening) and, in
     training mode only, flips horizontally and crops with reflection padding.
 
     `augment`: `"paper"` (that alone), `"cutout"` (then a Cutout of half the
-    image's side: 16x16 on CIFAR, as the SAM recipe), or
+    image's side: 16x16 on CIFAR, as the SAM recipe),
     `"randaugment"` (Keras' `RandAugment`, its defaults: 2 operations of
-    magnitude 0.5, on the pixels before normalisation).
+    magnitude 0.5, on the pixels before normalisation) or `"autoaugment"`
+    (the AutoAugment paper's order: flip and crop, then the learned `policy`
+    on the pixels, normalisation, and Cutout).
 
     Input: `(N, H, W, C)` pixels on the 0-255 scale (uint8 or float).
     Output: float32 `(N, H, W, C)`.
     """
     if augment not in AUGMENTATIONS:
         raise InvalidArgumentError(f"augment must be one of {', '.join(AUGMENTATIONS)}. Received: augment={augment!r}")
-    steps = []
-    if augment == "randaugment":
-        steps.append(layers.RandAugment(value_range=(0, 255), seed=None if seed is None else seed + 2,
-                                        name="randaugment"))
-    if zca is not None:
-        whitening = ZCAWhitening(len(zca[0]), name="zca")
-        whitening.set_weights([zca[0], zca[1]])
-        steps.append(whitening)
-    else:
-        steps.append(layers.Normalization(mean=list(mean), variance=[s * s for s in std], name="normalize"))
+    # Each random layer its own stream: with one seed, flip and crop would draw the same random bits.
+    def seeded(offset):
+        return None if seed is None else seed + offset
+
+    geometry = []
     if flip:
-        steps.append(layers.RandomFlip("horizontal", seed=seed, name="flip"))
+        geometry.append(layers.RandomFlip("horizontal", seed=seed, name="flip"))
     if crop_padding:
-        # Its own stream: with one seed, flip and crop would draw the same random bits.
-        crop_seed = None if seed is None else seed + 1
-        steps.append(RandomReflectCrop(crop_padding, seed=crop_seed, name="reflect_crop"))
-    if augment == "cutout":
-        steps.append(Cutout(seed=None if seed is None else seed + 3, name="cutout"))
+        geometry.append(RandomReflectCrop(crop_padding, seed=seeded(1), name="reflect_crop"))
+    if zca is not None:
+        normalise = ZCAWhitening(len(zca[0]), name="zca")
+        normalise.set_weights([zca[0], zca[1]])
+    else:
+        normalise = layers.Normalization(mean=list(mean), variance=[s * s for s in std], name="normalize")
+    if augment == "randaugment":
+        steps = [layers.RandAugment(value_range=(0, 255), seed=seeded(2), name="randaugment"), normalise, *geometry]
+    elif augment == "autoaugment":
+        steps = [*geometry, AutoAugment(policy, seed=seeded(4), name="autoaugment"), normalise]
+    else:
+        steps = [normalise, *geometry]
+    if augment in ("cutout", "autoaugment"):
+        steps.append(Cutout(seed=seeded(3), name="cutout"))
     return keras.Sequential(steps, name=name)

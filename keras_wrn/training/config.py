@@ -80,7 +80,7 @@ class TrainConfig:
     `weight_decay` is Torch's coupled L2. `optimizer` `"sam"`/`"asam"` takes
     SAM's two-pass step with radius `sam_rho`; `ema_decay` keeps an
     exponential moving average of the weights, evaluated every epoch;
-    `augment` adds Cutout or RandAugment to the dataset's augmentation.
+    `augment` adds Cutout, RandAugment or AutoAugment to the dataset's augmentation.
     """
 
     dataset: str = "digits"

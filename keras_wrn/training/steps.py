@@ -21,6 +21,7 @@ def build_training_objects(config, spec, strategy, steps_per_epoch, zca=None, ep
     import keras
 
     from keras_wrn import data
+    from keras_wrn.data.autoaugment import policy_for
     from keras_wrn.models import registry
     from keras_wrn.training.optimizer import TorchSGD
     from keras_wrn.training.schedules import learning_rate_schedule
@@ -38,7 +39,8 @@ def build_training_objects(config, spec, strategy, steps_per_epoch, zca=None, ep
             **({"dropout_rate": config.dropout_rate} if model_spec.family == "cifar" else {}),
         )
         preprocess = data.preprocessor(mean, std, flip=spec.flip, crop_padding=spec.crop_padding,
-                                       seed=config.seed, zca=zca, augment=config.augment)
+                                       seed=config.seed, zca=zca, augment=config.augment,
+                                       policy=policy_for(config.dataset))
         preprocess.build((None, size, size, channels))
         optimizer = TorchSGD(schedule, momentum=config.momentum, nesterov=config.nesterov,
                              l2_weight_decay=config.weight_decay, **ema)

@@ -75,8 +75,11 @@ def test_cutout_comes_after_normalisation_and_randaugment_before():
     assert augmented.shape == images.shape and augmented.min() >= 0 and augmented.max() <= 255
     assert np.abs(augmented - images).mean() > 1.0
     np.testing.assert_array_equal(np.asarray(randaugment.layers[0](images, training=False)), images)
-    with pytest.raises(InvalidArgumentError, match="augment must be one of paper, cutout, randaugment"):
-        preprocessor((0.0,), (1.0,), augment="autoaugment")
+    autoaugment = preprocessor((100.0,) * 3, (50.0,) * 3, flip=True, crop_padding=4, seed=0, augment="autoaugment")
+    assert [layer.name for layer in autoaugment.layers] == ["flip", "reflect_crop", "autoaugment", "normalize",
+                                                            "cutout"]
+    with pytest.raises(InvalidArgumentError, match="augment must be one of paper, cutout, randaugment, autoaugment"):
+        preprocessor((0.0,), (1.0,), augment="trivialaugment")
 
 
 def test_the_ema_follows_its_formula():
@@ -123,7 +126,7 @@ def test_the_sam_recipe_and_its_overrides():
     ({"warmup_epochs": 1}, "Warm-up comes with --schedule cosine"),
     ({"schedule": "cosine", "warmup_epochs": 5}, r"warmup_epochs must be an integer in \[0, epochs\)"),
     ({"ema_decay": 1.0}, r"ema_decay must be in \(0, 1\)"),
-    ({"augment": "autoaugment"}, "augment must be one of paper, cutout, randaugment"),
+    ({"augment": "trivialaugment"}, "augment must be one of paper, cutout, randaugment, autoaugment"),
 ])
 def test_impossible_recipe_values_are_refused(overrides, message):
     with pytest.raises(InvalidArgumentError, match=message):
@@ -160,14 +163,14 @@ def weights_of(path):
 
 
 RECIPE = ["train", "--model", "wrn-16-1", "--recipe", "sam", "--epochs", "3", "--batch-size", "128", "--ema", "0.9",
-          "--label-smoothing", "0.1", "--warmup-epochs", "1"]
+          "--label-smoothing", "0.1", "--warmup-epochs", "1", "--augment", "autoaugment"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_a_killed_sam_ema_run_resumes_as_an_uninterrupted_one(backend, tmp_path):
     """Every recipe option at once (SAM, cosine with warm-up, label
-    smoothing, Cutout, EMA), killed after its first epoch and started again
+    smoothing, AutoAugment and Cutout, EMA), killed after its first epoch and started again
     (TensorFlow: from a mid-epoch checkpoint; JAX: from the epoch's end): the
     same steps, rates, raw and EMA test errors and EMA weights as an
     uninterrupted run (the augmentation's random state is checkpointed too)."""
@@ -194,10 +197,10 @@ def test_a_killed_sam_ema_run_resumes_as_an_uninterrupted_one(backend, tmp_path)
     for a, b in zip(weights_of(killed / "ema.weights.h5"), weights_of(plain / "ema.weights.h5")):
         np.testing.assert_allclose(a, b, atol=1e-5)
     saved = json.load(open(killed / "config.json"))["config"]
-    assert (saved["optimizer"], saved["ema_decay"], saved["augment"]) == ("sam", 0.9, "cutout")
+    assert (saved["optimizer"], saved["ema_decay"], saved["augment"]) == ("sam", 0.9, "autoaugment")
+
 
 @pytest.mark.slow
-
 def test_the_fit_checkpoint_keeps_the_ema(tmp_path):
     """The fit route's epoch checkpoint (`save_weights` of the trainer model)
     holds the optimizer's moving average: a new trainer loading it swaps in

@@ -101,3 +101,54 @@ def test_the_fit_route_on_jax_and_torch(backend):
     report = backend_report(BACKEND_SCRIPT, backend, JAX_ENABLE_X64="1")
     for minimizer, gap in report["gaps"].items():
         assert gap < TOLERANCE, (backend, minimizer, gap)
+
+
+REPLICAS_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np
+from keras_wrn.training import sharpness as sam, steps
+from keras_wrn.training.optimizer import TorchSGD
+
+def train(strategy, local_ascent=False):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(4, 3, activation="relu"),
+                                  keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+        optimizer = TorchSGD(0.5, momentum=0.9, nesterov=True, l2_weight_decay=5e-4)
+        optimizer.build(model.trainable_variables)
+    if local_ascent:  # each replica ascends along its own half-batch gradient
+        original = sam.tf_perturbed_gradients
+        sam.tf_perturbed_gradients = lambda *args: original(*args[:5], 1)
+    step = steps.make_train_step(strategy, model, keras.layers.Identity(), optimizer, global_batch_size=8,
+                                 sharpness=sam.Sharpness(rho=0.5))
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        images = tf.constant(rng.normal(size=(8, 6, 6, 2)), tf.float32)
+        labels = tf.constant(rng.integers(0, 3, 8), tf.int32)
+        data = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors((images, labels)))
+        step(*next(iter(data)))
+    if local_ascent:
+        sam.tf_perturbed_gradients = original
+    return np.concatenate([np.ravel(v.numpy()) for v in model.trainable_variables])
+
+one = train(tf.distribute.OneDeviceStrategy("/cpu:0"))
+two = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+local = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), local_ascent=True)
+print(json.dumps({"backend": keras.backend.backend(), "global": float(np.abs(one - two).max()),
+                  "local": float(np.abs(one - local).max())}))
+"""
+
+
+@pytest.mark.slow
+def test_two_replicas_take_the_one_device_sam_step():
+    """Under MirroredStrategy over two CPU devices (no batch norm, whose
+    statistics are per replica), three SAM steps equal one device's on the
+    same global batch: the ascent uses the gradient summed over replicas.
+    Ascending along each replica's own gradient moves the weights visibly."""
+    report = backend_report(REPLICAS_SCRIPT, "tensorflow")
+    assert report["global"] < 1e-5, report
+    assert report["local"] > 1e-3, report
