@@ -38,7 +38,8 @@ def main():
     from keras_wrn import data
     from keras_wrn.training import run_folder
     from keras_wrn.training.config import TrainConfig
-    from keras_wrn.training.fit import epochs_in_budget, scaled_boundaries
+    from keras_wrn.benchmark.budget import epochs_in_budget
+    from keras_wrn.training.schedules import scaled_boundaries
     from keras_wrn.training.trainer import train
 
     config = TrainConfig.from_preset(

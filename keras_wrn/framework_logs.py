@@ -31,6 +31,11 @@ FRAMEWORK_LINE = re.compile(
     r"|INFO: Created TensorFlow Lite (?:XNNPACK )?delegate"
     r"|fully_quantize: \d+, inference_type: \d+"
     r"|\[Gloo\] Rank \d+ is connected to"
+    r"|Additional GRPC error information from remote target"
+    r"|:\w+:Error received from peer"
+    r"|/job:\w+(?:/replica:\d+)?/task:\d+$"
+    r"|The tasks have crashed\. Check the task logs"
+    r"|The error could be from a previous operation\. Restart your program"
     r"|(?:DEBUG|INFO|WARNING|ERROR):(?:tensorflow|absl|jax|h5py)[.:]"
     r")"
 )

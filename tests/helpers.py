@@ -169,3 +169,36 @@ def backend_report(script, backend, *args, **env):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["backend"] == backend
     return report
+
+
+def lose_a_peer(args, environments, victim, run_dir, timeout=600):
+    """Starts `keras-wrn ARGS` once per environment (the processes of one
+    multi-process run), SIGKILLs process `victim` once the run folder holds
+    its first epoch, and waits for the others. Returns `(survivors,
+    seconds)`: each survivor's `(returncode, stdout, stderr)` and how long
+    the last one took to end after the kill."""
+    processes = [subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**ENV, **environment}) for environment in environments]
+    metrics_file = os.path.join(run_dir, "metrics.jsonl")
+    killed = kill_when(processes[victim], lambda: os.path.exists(metrics_file) and len(metrics(run_dir)) >= 1,
+                       timeout=timeout)
+    assert killed, "the run ended before its first epoch was written"
+    started = time.monotonic()
+    survivors = []
+    for index, process in enumerate(processes):
+        if index != victim:
+            out, err = process.communicate(timeout=timeout)
+            survivors.append((process.returncode, out, err))
+    return survivors, time.monotonic() - started
+
+
+def run_peers(args, environments, timeout=600):
+    """`keras-wrn ARGS` once per environment, all at once, to the end:
+    `[(returncode, stdout, stderr), ...]`."""
+    processes = [subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**ENV, **environment}) for environment in environments]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        results.append((process.returncode, out, err))
+    return results

@@ -29,6 +29,15 @@ SEEN = [
     "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: UINT8",
     # JAX's CPU collectives (gloo) in a multi-host run under JAX.
     "[Gloo] Rank 0 is connected to 1 peer ranks. Expected number of connected peer ranks is : 1",
+    # The continuation lines of TensorFlow's and JAX's gRPC errors when a worker or host is gone.
+    "Additional GRPC error information from remote target /job:worker/replica:0/task:1 while calling "
+    "/tensorflow.WorkerService/RecvBuf:",
+    ':UNKNOWN:Error received from peer  {grpc_message:"Socket closed", grpc_status:14}',
+    "/job:worker/replica:0/task:1",
+    "The tasks have crashed. Check the task logs for an earlier error, or scheduler events (e.g. preemption, "
+    "eviction) to debug further.",
+    "The error could be from a previous operation. Restart your program to reset. "
+    "[type.googleapis.com/tensorflow.DerivedStatus='']",
 ]
 OURS = [
     "Training wrn-16-4 on digits: 1 replica(s), batch 2, float32, XLA on.",
@@ -38,6 +47,8 @@ OURS = [
     "RuntimeError: a real crash",
     "Fatal Python error: Segmentation fault",
     "WARNING: the newest checkpoint is damaged",
+    "Error: worker 1 of 2 stopped answering (UnavailableError: Collective ops is aborted by: Socket closed). The "
+    "run folder runs/x holds every finished epoch (1 of 6): start every worker again with the same command.",
 ]
 
 

@@ -49,7 +49,7 @@ def keras_run(args, seed, budget):
     import numpy as np
 
     from keras_wrn.training.config import TrainConfig
-    from keras_wrn.training.fit import scaled_boundaries
+    from keras_wrn.training.schedules import scaled_boundaries
     from keras_wrn.training.records import read_metrics
     from keras_wrn.training.trainer import train
 
@@ -74,7 +74,7 @@ def official_run(args, seed, budget):
 
     from keras_wrn import data
     from keras_wrn.benchmark.torch_reference import official_cifar_training
-    from keras_wrn.training.fit import scaled_boundaries
+    from keras_wrn.training.schedules import scaled_boundaries
 
     x_train, y_train, x_test, y_test, _ = data.in_memory_arrays(data.get_dataset_spec("cifar10"), args.data)
     torch.backends.cudnn.benchmark = True  # as main.py
@@ -181,7 +181,7 @@ def main():
         parser.error("--out (or OUT) is required")
     from keras_wrn import data
     from keras_wrn.models import registry
-    from keras_wrn.training.fit import scaled_boundaries
+    from keras_wrn.training.schedules import scaled_boundaries
 
     spec_model = registry.get_model_spec(args.model)
     args.depth, args.k = spec_model.kwargs["depth"], spec_model.kwargs["k"]

@@ -60,7 +60,8 @@ class KerasCases:
 
         from keras_wrn import data
         from keras_wrn.training.config import TrainConfig
-        from keras_wrn.training.fit import ShuffledBatches, build_fit_model
+        from keras_wrn.data.feeds import ShuffledBatches
+        from keras_wrn.training.fit import build_fit_model
 
         spec = data.get_dataset_spec("cifar10")
         config = TrainConfig.from_preset("cifar10", model=model, batch_size=batch_size, precision=precision, xla=True)

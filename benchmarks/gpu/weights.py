@@ -67,7 +67,8 @@ def main():
         parser.error("--out (or OUT) is required")
     from keras_wrn import data
     from keras_wrn.training.config import TrainConfig
-    from keras_wrn.training.fit import epochs_in_budget, scaled_boundaries
+    from keras_wrn.benchmark.budget import epochs_in_budget
+    from keras_wrn.training.schedules import scaled_boundaries
     from keras_wrn.training.records import read_metrics
     from keras_wrn.training.trainer import train
 

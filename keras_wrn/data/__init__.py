@@ -1,7 +1,8 @@
 """Input data: datasets, their download, tf.data pipelines and the paper's
 preprocessing.
 
-`augment` is pure Keras; `datasets`, `download` and `pipeline` import
+`augment`, `autoaugment` and `feeds` (what Keras `fit` reads) are Keras
+and numpy; `datasets`, `download`, `pipeline` and the streamed feeds import
 TensorFlow (and tensorflow-datasets) only inside the functions that need them.
 """
 
@@ -32,6 +33,11 @@ _EXPORTS = {
     "DownloadError": "download",
     "MIRROR_ENV": "download",
     "prepare": "download",
+    "EvaluationBatches": "feeds",
+    "ShuffledBatches": "feeds",
+    "StreamedBatches": "feeds",
+    "StreamedEvaluation": "feeds",
+    "streams": "feeds",
     "batches": "pipeline",
     "evaluation_batches": "pipeline",
     "steps_per_epoch": "pipeline",

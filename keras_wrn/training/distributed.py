@@ -157,6 +157,11 @@ class DistributedTrainer(Trainer):
     def steps_done(self):
         return int(_read(self.optimizer.iterations))
 
+    def lost_peer(self, error):
+        from keras_wrn.training.strategies import lost_worker
+
+        return lost_worker(self.strategy, error)
+
     def _compile_steps(self):
         """The training step (`steps.make_train_step`) and the test step, each
         replica's work XLA-compiled when the run uses XLA."""

@@ -184,3 +184,16 @@ def place(strategy, cpu_devices=None, tpu=None, log=print):
             f"{len(jax.local_devices())} device(s). Pass it before anything else uses JAX.")
     return Placement(tuple(devices), jax.process_index(), jax.process_count())
 
+
+def devices(backend):
+    """The accelerators (or CPU) the backend computes on, for config.json."""
+    if backend == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices()]
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return ["cpu"]

@@ -5,9 +5,10 @@ pieces it trains with, which also work on their own from in-memory arrays
 The recipe is the tf.distribute trainer's: the model, augmentation, TorchSGD
 and schedule come from `steps.build_training_objects`, wrapped for
 `Model.fit` by `build_fit_model`. Under JAX, `fit` runs one jit-compiled
-(XLA) step per batch; the data stays in host memory as uint8 and only the
-batch travels to the device. Data come from memory (`data.in_memory_arrays`):
-the digits, image folders, and CIFAR stored as image files (`--data-dir`).
+(XLA) step per batch; only the uint8 batch travels to the device. The
+batches come from `data.feeds`: streamed by tf.data for the datasets of
+tensorflow-datasets (CIFAR, SVHN, ImageNet: the tf.distribute trainer's
+pipeline and order), from host memory for the digits and image files.
 
 Resume is per epoch: at each epoch end the trainer model (network and
 optimizer) is saved as `checkpoints/epoch-N.weights.h5` with the epoch's
@@ -22,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import time
 
 import keras
@@ -29,108 +31,16 @@ import numpy as np
 
 from keras_wrn import files
 from keras_wrn.errors import InvalidArgumentError
-from keras_wrn.training import records, run_folder
+from keras_wrn.training import distribution, records, run_folder
 from keras_wrn.training.schedules import rate_at
 from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer, check_batch_split
 from keras_wrn.training.steps import ema_context, random_state
 
 KEEP_CHECKPOINTS = 2
-
-
-class ShuffledBatches(keras.utils.PyDataset):
-    """Full batches of `(images, labels)` in a new order every epoch.
-
-    The order of epoch e is a permutation drawn from `(seed, e)`, the last
-    `len(labels) % batch_size` examples of each permutation are left out, so
-    every step has the same shape (no recompilation for a partial batch) and
-    every example is seen about equally often. `share` `(start, stop)` keeps
-    those rows of each global batch: a process's part of a multi-host run
-    (`distribution.Placement.share`).
-    """
-
-    def __init__(self, images, labels, batch_size, seed=0, share=None, **kwargs):
-        super().__init__(**kwargs)
-        if len(images) != len(labels):
-            raise InvalidArgumentError(f"{len(images)} images but {len(labels)} labels.")
-        if len(labels) < batch_size:
-            raise InvalidArgumentError(f"batch_size={batch_size} is larger than the {len(labels)} examples.")
-        self.images, self.labels = images, labels
-        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
-        self.share = share or (0, batch_size)
-        self._order = self._permutation()
-
-    def _permutation(self):
-        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.labels))
-
-    def __len__(self):
-        return len(self.labels) // self.batch_size
-
-    def __getitem__(self, index):
-        start, stop = self.share
-        take = self._order[index * self.batch_size + start:index * self.batch_size + stop]
-        return self.images[take], self.labels[take]
-
-    def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)
-
-    def set_epoch(self, epoch):
-        """Draws the order of `epoch` (a resumed run starts at its epoch)."""
-        self.epoch = epoch
-        self._order = self._permutation()
-
-
-class EvaluationBatches(keras.utils.PyDataset):
-    """The whole test split in batches of one size, `(images, labels,
-    weights)`: the last batch is padded with blank images of weight 0, so
-    that every batch splits evenly over the devices and the weighted metrics
-    count each real image once. `share` as `ShuffledBatches`."""
-
-    def __init__(self, images, labels, batch_size, share=None, **kwargs):
-        super().__init__(**kwargs)
-        self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.share = share or (0, batch_size)
-
-    def __len__(self):
-        return -(-len(self.labels) // self.batch_size)
-
-    def __getitem__(self, index):
-        start, stop = self.share
-        rows = np.arange(index * self.batch_size + start, index * self.batch_size + stop)
-        real = rows < len(self.labels)
-        take = np.where(real, rows, 0)
-        images = np.where(real[:, None, None, None], self.images[take], 0).astype(self.images.dtype)
-        return images, np.where(real, self.labels[take], 0), real.astype("float32")
-
-
-PAPER_EPOCHS, PAPER_BOUNDARIES = 200, (60, 120, 160)  # the CIFAR recipe's rate drops (x0.2)
-
-
-def scaled_boundaries(epochs, paper_epochs=PAPER_EPOCHS, paper_boundaries=PAPER_BOUNDARIES):
-    """The paper's rate drops (60, 120, 160 of 200 epochs) at the same
-    fractions of `epochs`: `scaled_boundaries(30) == (9, 18, 24)`."""
-    return tuple(sorted({round(b * epochs / paper_epochs) for b in paper_boundaries} - {0, 1}))
-
-
-def epochs_in_budget(config, spec, seconds, images_per_epoch, *, steps=60, log=print):
-    """How many epochs of `config` fit in `seconds` (at most `config.epochs`),
-    from the images/s of its compiled step measured on a throwaway model and
-    random pixels (a compile, and the test passes, spared): the time budget of
-    a run on a lent GPU. Returns `(epochs, images_per_second)`."""
-    started = time.perf_counter()
-    trainer, _ = build_fit_model(config, spec, steps_per_epoch=1000)
-    size, channels = spec.image_size, spec.channels
-    images = np.random.default_rng(0).integers(0, 256, (config.batch_size * steps, size, size, channels),
-                                               dtype="uint8")
-    batches = ShuffledBatches(images, np.zeros(len(images), "int32"), config.batch_size)
-    trainer.fit(batches, epochs=1, verbose=0)  # compiles
-    compile_seconds = time.perf_counter() - started
-    timed = time.perf_counter()
-    trainer.fit(batches, epochs=1, verbose=0)
-    rate = len(images) / (time.perf_counter() - timed)
-    left = seconds - (time.perf_counter() - started) - 1.5 * compile_seconds - 30
-    epochs = max(1, min(config.epochs, int(left * rate / (1.03 * images_per_epoch))))
-    log(f"probe: {rate:.0f} img/s after a {compile_seconds:.0f} s compile -> {epochs} epochs")
-    return epochs, rate
+# What JAX raises in a collective or the coordination service when a host of
+# the run is gone (Gloo's transport on CPUs; the service's heartbeat).
+LOST_HOST = re.compile(r"Gloo \w+ failed|Connection (?:closed|reset) by peer|heartbeat timeout|"
+                       r"CoordinationService|Socket closed", re.IGNORECASE)
 
 
 def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None, epochs=None):
@@ -143,7 +53,7 @@ def build_fit_model(config, spec, steps_per_epoch, jit_compile=True, zca=None, e
     two-pass step (`sharpness.SharpnessAwareSequential`). Its metrics,
     `accuracy`, `xent` (the plain cross-entropy) and, for 100 classes and
     more, `top5`, honour sample weights, so padded evaluation batches
-    (`EvaluationBatches`) are exact.
+    (`data.feeds.EvaluationBatches`) are exact.
 
     Sets the global dtype policy to `config.precision` (in
     `build_training_objects`; mixed precision keeps float32 weights and
@@ -176,7 +86,7 @@ class EpochRecords(keras.callbacks.Callback):
     """Turns each epoch of `fit` into a `records.EpochRecord` (the training
     part timed alone, the test figures where the epoch was tested) and hands
     it to `on_record(record)`. Also sets the data order of each epoch of
-    `batches` (a `ShuffledBatches`, or None)."""
+    `batches` (a `data.feeds` training feed, or None)."""
 
     def __init__(self, on_record, *, images_per_epoch, schedule, steps_per_epoch, batches=None):
         super().__init__()
@@ -218,20 +128,6 @@ def _without_distribution():
         keras.distribution.set_distribution(current)
 
 
-def devices(backend):
-    """The accelerators (or CPU) the backend computes on, for config.json."""
-    if backend == "jax":
-        import jax
-
-        return [str(device) for device in jax.devices()]
-    if backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return ["cpu"]
-
-
 class FitTrainer(Trainer):
     """Phases: `prepare` (devices, in-memory arrays, batch, steps), `settle`
     (XLA on unless --no-xla), `build` (the compiled trainer model under Keras'
@@ -243,7 +139,6 @@ class FitTrainer(Trainer):
 
     def prepare(self):
         from keras_wrn import data
-        from keras_wrn.training import distribution
 
         config, backend = self.config, keras.backend.backend()
         if backend == "jax":
@@ -263,27 +158,48 @@ class FitTrainer(Trainer):
                 f"collectives deadlock): leave out --no-xla, or train on one device (--strategy one-device).")
         self.batch_size = SMOKE_BATCH_PER_REPLICA * self.placement.replicas if config.smoke else config.batch_size
         check_batch_split(self.batch_size, self.placement.replicas, "devices")
-        self.x_train, self.y_train, self.x_test, self.y_test, self.class_names = \
-            data.in_memory_arrays(self.spec, config.data_dir)
-        if self.batch_size > len(self.y_train):
+        self.streamed = data.streams(self.spec, config.data_dir)
+        if self.streamed:
+            self._prepare_stream()
+        else:
+            self.x_train, self.y_train, self.x_test, self.y_test, self.class_names = \
+                data.in_memory_arrays(self.spec, config.data_dir)
+            self.train_examples = len(self.y_train)
+        if self.batch_size > self.train_examples:
             raise InvalidArgumentError(
-                f"The global batch size {self.batch_size} is larger than the {len(self.y_train)} training "
-                f"examples of {self.spec.name}; use a batch size of at most {len(self.y_train)}.")
-        self.steps_per_epoch = SMOKE_STEPS if config.smoke else len(self.y_train) // self.batch_size
+                f"The global batch size {self.batch_size} is larger than the {self.train_examples} training "
+                f"examples of {self.spec.name}; use a batch size of at most {self.train_examples}.")
+        self.steps_per_epoch = SMOKE_STEPS if config.smoke else self.train_examples // self.batch_size
         self.epochs = SMOKE_EPOCHS if config.smoke else config.epochs
-        if config.smoke:
-            self.x_test = self.x_test[:SMOKE_STEPS * self.batch_size]
-            self.y_test = self.y_test[:SMOKE_STEPS * self.batch_size]
+        self.test_examples = SMOKE_STEPS * self.batch_size if config.smoke else None
+        if config.smoke and not self.streamed:
+            self.x_test, self.y_test = self.x_test[:self.test_examples], self.y_test[:self.test_examples]
+
+    def _prepare_stream(self):
+        """The tensorflow-datasets splits, downloaded and prepared first
+        unless --no-download, read through tf.data kept off the accelerators."""
+        from keras_wrn import data
+        from keras_wrn.data.feeds import input_tensorflow
+
+        config = self.config
+        input_tensorflow()
+        data.prepare(self.spec, config.data_dir, download=config.download, mirror=config.data_mirror, log=self.log)
+        self.train_split = data.load_split(self.spec, "train", data_dir=config.data_dir, training=True)
+        self.test_split = data.load_split(self.spec, "test", data_dir=config.data_dir)
+        self.train_examples, self.class_names = self.train_split.num_examples, self.train_split.class_names
 
     def settle(self):
         config = dataclasses.replace(self.config, xla=self.config.xla is not False)  # jit-compiled unless --no-xla
         backend = keras.backend.backend()
-        placed = [str(device) for device in self.placement.devices] if backend == "jax" else devices(backend)
+        placed = [str(device) for device in self.placement.devices] if backend == "jax" else \
+            distribution.devices(backend)
         return config, {"devices": placed, "replicas": self.placement.replicas,
                         "processes": self.placement.processes, "global_batch_size": self.batch_size,
                         "steps_per_epoch": self.steps_per_epoch, "class_names": self.class_names}
 
     def training_images(self):
+        if self.streamed:
+            return np.concatenate([x for x, _ in self.train_split.source.batch(4096).as_numpy_iterator()])
         return self.x_train
 
     def build(self, zca):
@@ -392,18 +308,38 @@ class FitTrainer(Trainer):
     def train_epochs(self):
         if self.start_epoch >= self.epochs:
             return
-        share = self.placement.share(self.batch_size)
-        batches = ShuffledBatches(self.x_train, self.y_train, self.batch_size, seed=self.config.seed, share=share)
-        replicas = self.placement.replicas
-        evaluation_batch = -(-max(self.batch_size, 256) // replicas) * replicas
-        self.tests = tests = EvaluationBatches(self.x_test, self.y_test, evaluation_batch,
-                                               share=self.placement.share(evaluation_batch))
+        batches, self.tests = self._feeds()
         callback = EpochRecords(self._end_epoch, images_per_epoch=self.steps_per_epoch * self.batch_size,
                                 schedule=self.schedule, steps_per_epoch=self.steps_per_epoch, batches=batches)
-        # shuffle=False: the batches' order is ShuffledBatches' own, drawn from (seed, epoch); Keras would
+        # shuffle=False: the batches come in the feed's own order, drawn from (seed, epoch); Keras would
         # otherwise shuffle them again with Python's global random state, which a resumed run does not share.
         self.model.fit(batches, initial_epoch=self.start_epoch, epochs=self.epochs, shuffle=False,
-                       steps_per_epoch=self.steps_per_epoch, verbose=0, validation_data=tests, callbacks=[callback])
+                       steps_per_epoch=self.steps_per_epoch, verbose=0, validation_data=self.tests, callbacks=[callback])
+
+    def _feeds(self):
+        """The training batches and the padded test batches this process
+        feeds (`data.feeds`): streamed by tf.data or from memory."""
+        from keras_wrn.data import feeds
+
+        placement, replicas = self.placement, self.placement.replicas
+        evaluation_batch = -(-max(self.batch_size, 256) // replicas) * replicas
+        test_share = placement.share(evaluation_batch)
+        if self.streamed:
+            return (feeds.StreamedBatches(self.train_split, self.batch_size, self.steps_per_epoch,
+                                          seed=self.config.seed, process=(placement.process_id, placement.processes)),
+                    feeds.StreamedEvaluation(self.test_split, evaluation_batch, share=test_share,
+                                             max_examples=self.test_examples))
+        return (feeds.ShuffledBatches(self.x_train, self.y_train, self.batch_size, seed=self.config.seed,
+                                      share=placement.share(self.batch_size)),
+                feeds.EvaluationBatches(self.x_test, self.y_test, evaluation_batch, share=test_share))
+
+    def lost_peer(self, error):
+        placement = self.placement
+        if placement.processes < 2 or not LOST_HOST.search(str(error)):
+            return None
+        if placement.processes == 2:
+            return f"host {1 - placement.process_id} of 2"
+        return f"a host of {placement.processes}"
 
     def close(self):
         if keras.backend.backend() == "jax":

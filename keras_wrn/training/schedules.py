@@ -11,6 +11,15 @@ def rate_at(schedule, step):
     return float(schedule(step - 1) if callable(schedule) else schedule)
 
 
+PAPER_EPOCHS, PAPER_BOUNDARIES = 200, (60, 120, 160)  # the CIFAR recipe's rate drops (x0.2)
+
+
+def scaled_boundaries(epochs, paper_epochs=PAPER_EPOCHS, paper_boundaries=PAPER_BOUNDARIES):
+    """The paper's rate drops (60, 120, 160 of 200 epochs) at the same
+    fractions of `epochs`: `scaled_boundaries(30) == (9, 18, 24)`."""
+    return tuple(sorted({round(b * epochs / paper_epochs) for b in paper_boundaries} - {0, 1}))
+
+
 def epoch_step_decay(initial_learning_rate, boundary_epochs, factor, steps_per_epoch):
     """The official step schedule: multiply the rate by `factor` when each of
     `boundary_epochs` begins, counting epochs from 1.

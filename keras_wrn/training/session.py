@@ -21,6 +21,7 @@ import datetime
 import functools
 import math
 import os
+import re
 import sys
 
 from keras_wrn import provenance
@@ -295,6 +296,35 @@ class Trainer:
         """The context the chief writes the run's model files in."""
         return contextlib.nullcontext()
 
+    def lost_peer(self, error):
+        """Who stopped answering (e.g. "host 1 of 2"), when `error`, raised
+        while training, says that a peer of this multi-process run is gone;
+        None for any other error (re-raised as it is)."""
+        return None
+
+    def _end_for_lost_peer(self, peer, error):
+        """One line instead of the frameworks' crash dump, then the end of
+        this process at once: its collectives and coordination service
+        would otherwise abort it with their own logs. What the run folder
+        holds was written atomically; the lock goes with the process."""
+        from keras_wrn import framework_logs
+
+        finished = max((r.get("epoch", 0) for r in self.session.records), default=0)
+        # The first line of the framework's message, without TensorFlow's {{function_node ...}} prefix.
+        reason = re.sub(r"\{\{.*?\}\}\s*", "", (str(error).strip().splitlines() or [""])[0])[:200]
+        unit = "host" if "host" in peer else "worker"
+        sys.stderr.write(
+            f"Error: {peer} stopped answering ({type(error).__name__}: {reason}). The run folder "
+            f"{self.config.run_dir} holds every finished epoch ({finished} of {self.epochs}): start every {unit} "
+            f"again with the same command to resume.\n")
+        with contextlib.suppress(Exception):
+            if self.session.scalars is not None:
+                self.session.scalars.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        framework_logs.flush()
+        os._exit(1)
+
     def run(self):
         """The skeleton; returns a `TrainResult`."""
         try:
@@ -317,7 +347,13 @@ class Trainer:
             session.write_config(self.config, extra)
             zca = session.zca(self.training_images) if self.config.zca else None
             self.build(zca)
-            self.train_epochs()
+            try:
+                self.train_epochs()
+            except Exception as error:
+                peer = self.lost_peer(error)
+                if peer is None:
+                    raise
+                self._end_for_lost_peer(peer, error)
             with self.saving():
                 session.save_model(self.net)
             steps = self.steps_done()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 from keras_wrn.errors import InvalidArgumentError
 
@@ -86,6 +87,30 @@ def is_chief(strategy):
         and resolver.task_id == 0
         and "chief" not in resolver.cluster_spec().as_dict()
     )
+
+
+def lost_worker(strategy, error):
+    """Which worker stopped answering ("worker 1 of 2", or "a worker of N"
+    when the error names none of their addresses), when `error` is the
+    collective or connection failure tf.distribute raises for a worker that
+    is gone; None for any other error or a run of one process."""
+    import tensorflow as tf
+
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None and resolver.task_type else {}
+    tasks = [(kind, index, address) for kind in ("chief", "worker") for index, address in
+             enumerate(cluster.get(kind, []))]
+    if len(tasks) < 2 or not isinstance(error, (tf.errors.UnavailableError, tf.errors.CancelledError,
+                                                tf.errors.DeadlineExceededError, tf.errors.AbortedError)):
+        return None
+    message = str(error)
+    named = {(kind, int(index)) for kind, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", message)}
+    for kind, index, address in tasks:
+        if (kind, index) == (resolver.task_type, resolver.task_id):
+            continue
+        if (kind, index) in named or f":{address.rsplit(':', 1)[-1]}" in message:
+            return f"{kind} {index} of {len(tasks)}"
+    return f"a worker of {len(tasks)}"
 
 
 def xla_blocker(strategy):

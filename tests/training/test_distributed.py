@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow")
 
 from keras_wrn.training import logs, run_folder  # noqa: E402
 from keras_wrn.training.config import TrainConfig  # noqa: E402
-from tests.helpers import CLI, ENV, invoke, metrics, run_cli, tensorboard_scalars, write_folder  # noqa: E402
+from tests.helpers import CLI, ENV, invoke, lose_a_peer, metrics, run_cli, run_peers, tensorboard_scalars, write_folder  # noqa: E402
 
 
 @pytest.fixture
@@ -254,3 +254,29 @@ def test_soak_twenty_random_kills_end_as_an_uninterrupted_run(tmp_path):
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert [r["step"] for r in records] == [steps_per_epoch * e for e in (1, 2, 3)]
     assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]
+
+
+@pytest.mark.slow
+def test_a_lost_worker_is_one_line_and_the_same_command_resumes(tmp_path):
+    """Two workers on 127.0.0.1 (--strategy multi-worker); worker 0, the
+    chief, SIGKILLed once epoch 1 is written: worker 1 ends at once with one
+    line naming worker 0, the finished epochs and the fix; both started
+    again with the same command finish the run."""
+    run_dir = tmp_path / "run"
+    args = ["train", "--epochs", "4", "--batch-size", "448", "--lr-boundaries", "3", "--strategy", "multi-worker",
+            "--run-dir", run_dir]
+
+    def workers():
+        addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+        return [{"TF_CONFIG": json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": i}})}
+                for i in range(2)]
+
+    [(code, _, err)], seconds = lose_a_peer(args, workers(), victim=0, run_dir=run_dir)
+    assert code == 1 and seconds < 60, err[-3000:]
+    (line,) = err.strip().splitlines()
+    assert line.startswith("Error: worker 0 of 2 stopped answering (") and "Traceback" not in err
+    assert f"{run_dir} holds every finished epoch (" in line and "start every worker again with the same command" in line
+    for code, out, err in run_peers(args, workers()):
+        assert code == 0, err[-3000:]
+        assert "Resuming" in out and "Done: 12 steps" in out
+    assert sorted({r["epoch"] for r in metrics(run_dir)}) == [1, 2, 3, 4]

@@ -17,7 +17,7 @@ import pytest
 
 from keras_wrn.training import distribution
 from keras_wrn.training.session import check_batch_split
-from tests.helpers import CLI, ENV, kill_when, metrics
+from tests.helpers import CLI, ENV, kill_when, lose_a_peer, metrics, run_peers
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 JAX = {**ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
@@ -73,6 +73,25 @@ def test_each_process_feeds_its_share_of_a_batch_the_devices_split_evenly():
     check_batch_split(64, two_hosts.replicas, "devices")
     with pytest.raises(ValueError, match="cannot be split evenly over 4 devices; use a multiple of 4"):
         check_batch_split(66, two_hosts.replicas, "devices")
+
+
+def test_a_lost_host_is_told_from_other_errors():
+    """What JAX raised on host 0 when host 1 was SIGKILLed (the slow test
+    below does it for real), against other errors and a run of one host."""
+    from keras_wrn import data
+    from keras_wrn.training.config import TrainConfig
+    from keras_wrn.training.fit import FitTrainer
+
+    trainer = FitTrainer(TrainConfig(), data.get_dataset_spec("digits"))
+    gone = ValueError("UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/pair.cc:547] Connection "
+                      "closed by peer [127.0.0.1]:18099\nINTERNAL: Barrier failed because: task is set to ERROR")
+    trainer.placement = distribution.Placement(devices=("cpu:0", "cpu:1"), process_id=0, processes=2)
+    assert trainer.lost_peer(gone) == "host 1 of 2"
+    assert trainer.lost_peer(ValueError("Incompatible shapes: [448] vs [224]")) is None
+    trainer.placement = distribution.Placement(devices=("cpu:0", "cpu:1", "cpu:2"), process_id=1, processes=3)
+    assert trainer.lost_peer(gone) == "a host of 3"
+    trainer.placement = distribution.Placement(devices=("cpu:0",))
+    assert trainer.lost_peer(gone) is None
 
 
 def test_a_backend_that_does_not_scale_names_the_routes_that_do(tmp_path):
@@ -202,3 +221,26 @@ def test_pytorch_names_the_routes_that_scale(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "Under torch, keras-wrn trains on one device" in result.stderr and "KERAS_BACKEND=jax" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+@needs_jax
+@pytest.mark.slow
+def test_a_lost_host_is_one_line_and_the_same_command_resumes(tmp_path):
+    """Two hosts on 127.0.0.1; host 1 SIGKILLed once epoch 1 is written:
+    host 0 ends at once with one line naming host 1, the finished epochs
+    and the fix; both started again with the same command finish the run."""
+    run_dir = tmp_path / "run"
+    port = free_port()
+    args = ["train", "--epochs", "4", "--batch-size", "448", "--lr-boundaries", "3", "--run-dir", run_dir]
+    hosts = [{**JAX, **multi_host(port, 2, process_id)} for process_id in (0, 1)]
+    [(code, _, err)], seconds = lose_a_peer(args, hosts, victim=1, run_dir=run_dir)
+    assert code == 1 and seconds < 60, err[-3000:]
+    (line,) = err.strip().splitlines()
+    assert line.startswith("Error: host 1 of 2 stopped answering (") and "Traceback" not in err
+    assert f"{run_dir} holds every finished epoch (" in line and "start every host again with the same command" in line
+    port = free_port()
+    again = run_peers(args, [{**JAX, **multi_host(port, 2, process_id)} for process_id in (0, 1)])
+    for code, out, err in again:
+        assert code == 0, err[-3000:]
+        assert "Resuming" in out and "Done: 12 steps" in out
+    assert sorted({r["epoch"] for r in metrics(run_dir)}) == [1, 2, 3, 4]

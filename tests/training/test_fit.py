@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from keras_wrn import data
+from keras_wrn.data.feeds import ShuffledBatches
 from keras_wrn.training import logs
 from keras_wrn.training.config import TrainConfig
-from keras_wrn.training.fit import EpochRecords, ShuffledBatches, build_fit_model
+from keras_wrn.training.fit import EpochRecords, build_fit_model
 from keras_wrn.training.schedules import epoch_step_decay
 from tests.helpers import CLI, ENV, invoke, kill_when, metrics, tensorboard_scalars
 
@@ -77,24 +78,6 @@ def test_the_default_under_jax_killed_and_resumed_learns_as_the_tensorflow_route
     assert os.path.isdir(tmp_path / "exported" / "1")
 
 
-def test_shuffled_batches_are_full_and_reshuffled_every_epoch():
-    images = np.arange(10)[:, None, None, None].astype("uint8")
-    labels = np.arange(10, dtype="int32")
-    batches = ShuffledBatches(images, labels, batch_size=4, seed=3)
-    assert len(batches) == 2  # 10 // 4: the partial batch is left out
-    first = np.concatenate([batches[i][1] for i in range(len(batches))])
-    assert all(batches[i][0].shape == (4, 1, 1, 1) for i in range(2))
-    np.testing.assert_array_equal(batches[0][0][:, 0, 0, 0], batches[0][1])  # images stay with labels
-    assert len(set(first)) == 8
-    batches.on_epoch_end()
-    second = np.concatenate([batches[i][1] for i in range(len(batches))])
-    assert not np.array_equal(first, second)
-    again = ShuffledBatches(images, labels, batch_size=4, seed=3)
-    np.testing.assert_array_equal(np.concatenate([again[i][1] for i in range(2)]), first)  # seeded
-    with pytest.raises(ValueError, match="larger than the 10 examples"):
-        ShuffledBatches(images, labels, batch_size=11)
-
-
 def test_fit_model_trains_with_the_recipe_and_logs_epochs(tmp_path):
     spec = data.get_dataset_spec("cifar10")
     config = TrainConfig.from_preset("cifar10", model="wrn-40-1", batch_size=8, epochs=2,
@@ -137,7 +120,7 @@ def test_curves_plot_runs_that_test_every_few_epochs(tmp_path):
 
 
 def test_a_shortened_recipe_drops_the_rate_at_the_papers_fractions():
-    from keras_wrn.training.fit import scaled_boundaries
+    from keras_wrn.training.schedules import scaled_boundaries
 
     assert scaled_boundaries(200) == (60, 120, 160) and scaled_boundaries(30) == (9, 18, 24)
     assert scaled_boundaries(20) == (6, 12, 16) and scaled_boundaries(2) == (2,)  # epoch 1 has no drop
