@@ -78,3 +78,51 @@ def test_an_interrupted_jax_run_on_tfds_data_resumes_exactly(tmp_path):
     for key in ("train_loss", "test_error", "test_loss"):
         np.testing.assert_allclose([r[key] for r in ours], [r[key] for r in theirs], rtol=1e-5, atol=1e-6)
     assert json.load(open(killed / "config.json"))["trainer"] == "keras-fit"
+
+
+# Two hosts of one JAX run on mock SVHN; each process writes the images its
+# training feed handed to fit in epoch 1 (their sums, one per image).
+HOST_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np, tensorflow_datasets as tfds
+import keras_wrn.data.download as download
+from keras_wrn.data import feeds
+from keras_wrn.training.config import TrainConfig
+from keras_wrn.training.trainer import train
+
+download.prepare = lambda *args, **kwargs: None
+read, original = [], feeds.StreamedBatches.__getitem__
+def recorded(self, index):
+    images, labels = original(self, index)
+    if self.epoch == 0:
+        read.extend(int(v) for v in images.reshape(len(images), -1).astype("int64") @ np.arange(1, 3073))
+    return images, labels
+feeds.StreamedBatches.__getitem__ = recorded
+with tfds.testing.mock_data(num_examples=48):
+    train(TrainConfig.from_preset("svhn", model="wrn-16-1", run_dir=sys.argv[2], epochs=2, batch_size=8,
+                                  lr_boundaries=(2,)), verbose=False)
+print(json.dumps({"read": read}))
+"""
+
+
+@pytest.mark.slow
+def test_two_jax_hosts_each_stream_their_own_shard(tmp_path):
+    """Under a two-host start on 127.0.0.1, each host's feed reads half of
+    every global batch from its own shard: no image read by both in an
+    epoch, 6 steps of 4 images each; the run trains to its end."""
+    from tests.training.test_distribution import free_port, multi_host
+
+    port = free_port()
+    hosts = [subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, REPOSITORY, str(tmp_path / "run")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+                                   **multi_host(port, 2, process_id)}) for process_id in (0, 1)]
+    reads = []
+    for host in hosts:
+        out, err = host.communicate(timeout=600)
+        assert host.returncode == 0, err[-3000:]
+        reads.append(json.loads(out.strip().splitlines()[-1])["read"])
+    # Keras reads the first batch once more to learn the shapes: 24 distinct images each.
+    assert len(set(reads[0])) == len(set(reads[1])) == 24 and not set(reads[0]) & set(reads[1])
+    assert [r["epoch"] for r in metrics(tmp_path / "run")] == [1, 2]
