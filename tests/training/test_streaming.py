@@ -77,7 +77,7 @@ def test_an_interrupted_jax_run_on_tfds_data_resumes_exactly(tmp_path):
         [(r["epoch"], r["step"], r["learning_rate"]) for r in theirs]
     for key in ("train_loss", "test_error", "test_loss"):
         np.testing.assert_allclose([r[key] for r in ours], [r[key] for r in theirs], rtol=1e-5, atol=1e-6)
-    assert json.load(open(killed / "config.json"))["trainer"] == "keras-fit"
+    assert json.loads((killed / "config.json").read_text())["trainer"] == "keras-fit"
 
 
 # Two hosts of one JAX run on mock SVHN; each process writes the images its
