@@ -172,6 +172,20 @@ def gpu_table(results):
     return "\n".join(rows + [""] + notes)
 
 
+def feeds_table(results):
+    """`benchmarks/input_feeds.py`'s results: the fit route fed by tf.data against host memory."""
+    rows = ["| CPU | backend | model | batch | in-memory img/s | tf.data img/s | tf.data / memory |",
+            "|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (r["model"], r["batch"], r["backend"])):
+        cells = []
+        for name in ("in-memory arrays", "tf.data stream"):
+            values = r["rates"][name]
+            cells.append(f"{r['median'][name]:.1f} ({min(values):.1f}-{max(values):.1f})")
+        rows.append(f"| {r['cpu']} | {r['backend']} | {r['model']} | {r['batch']} | {cells[0]} | {cells[1]} "
+                    f"| {r['stream_over_memory']:.2f} |")
+    return "\n".join(rows)
+
+
 def rewrite_page(text):
     with open(PAGE) as handle:
         readme = handle.read()
@@ -203,12 +217,13 @@ def main():
         for model, batch, steps in [] if args.no_sweeps else KERNELS:
             if args.only in (None, model):
                 run_kernels(model, batch, steps)
-    results, gpu_results, sweeps, kernels = [], [], [], []
+    results, gpu_results, sweeps, kernels, feeds = [], [], [], [], []
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.basename(path)
         with open(path) as handle:
             (gpu_results if name.startswith("gpu-") else sweeps if name.startswith("settings-")
-             else kernels if name.startswith("onednn-") else results).append(json.load(handle))
+             else kernels if name.startswith("onednn-") else feeds if name.startswith("feeds-")
+             else results).append(json.load(handle))
     if results:
         text = table(results)
         if sweeps:
@@ -220,8 +235,12 @@ def main():
                      + kernels_table(kernels, cpu_label))
         if gpu_results:
             text += "\n\nGPU (the GPU kit's `speed` job, `benchmarks/gpu/speed.py`):\n\n" + gpu_table(gpu_results)
+        if feeds:
+            text += ("\n\nThe Keras fit route fed by tf.data against host memory (`benchmarks/input_feeds.py`; "
+                     "medians of interleaved epochs, min-max in brackets):\n\n" + feeds_table(feeds))
         rewrite_page(text)
-        print(f"docs/benchmarks.md tables rewritten from {len(results) + len(gpu_results) + len(sweeps)} results.")
+        count = len(results) + len(gpu_results) + len(sweeps) + len(kernels) + len(feeds)
+        print(f"docs/benchmarks.md tables rewritten from {count} results.")
 
 
 if __name__ == "__main__":
