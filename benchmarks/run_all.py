@@ -27,6 +27,7 @@ import sys
 
 from keras_wrn.benchmark.onednn import kernels_table
 from keras_wrn.benchmark.peak import describe_machine
+from keras_wrn.benchmark.results import read_result
 from keras_wrn.provenance import cpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,7 +136,7 @@ def table(results):
     first = results[0]
     versions = ", ".join(f"{k} {v}" for k, v in first["versions"].items())
     rows += ["", f"{first['machine']['cores']} cores; measured matmul peak "
-                 f"{min(r['matmul_peak_gflops'] for r in results):.0f}-{max(r['matmul_peak_gflops'] for r in results):.0f} "
+                 f"{min(r['peak']['gflops'] for r in results):.0f}-{max(r['peak']['gflops'] for r in results):.0f} "
                  f"GFLOP/s (float32). {versions}. Medians of interleaved windows; {first['date']}."]
     return "\n".join(rows)
 
@@ -155,12 +156,14 @@ def gpu_table(results):
         return f"{value:.0f}" if value is not None else "-"
 
     for r in sorted(results, key=lambda r: (r["date"], r["model"], r["batch_size"])):
-        keras = (f"{r['train_images_per_second']:.0f} ({r['train_images_per_second_min']:.0f}-"
-                 f"{r['train_images_per_second_max']:.0f})" if r.get("train_images_per_second") else "-")
-        ratio = r.get("ratio_to_fastest_torch")
+        train = r["cases"].get("keras_train")
+        keras = (f"{train['images_per_second']:.0f} ({train['images_per_second_min']:.0f}-"
+                 f"{train['images_per_second_max']:.0f})" if train else "-")
+        achieved = (f"{train['gflops'] / 1000:.0f} of {r['peak']['gflops'] / 1000:.0f}, "
+                    f"{100 * train['fraction_of_peak']:.0f}%" if train else "-")
+        ratio = r["ratios"].get("train_over_fastest_torch")
         rows.append(
-            f"| {r['model']} | {r['batch_size']} | {r['device']} | {keras} "
-            f"| {r['train_tflops']:.0f} of {r['bf16_matmul_peak_tflops']:.0f}, {100 * r['fraction_of_peak']:.0f}% "
+            f"| {r['model']} | {r['batch_size']} | {r['device']} | {keras} | {achieved} "
             f"| {rate(r, 'torch_eager_train')} / {rate(r, 'torch_compiled_train')} "
             f"| {f'{ratio:.2f}x' if ratio else '-'} "
             f"| {rate(r, 'keras_infer')} / {rate(r, 'torch_eager_infer')} / {rate(r, 'torch_compiled_infer')} |")
@@ -221,9 +224,13 @@ def main():
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.basename(path)
         with open(path) as handle:
-            (gpu_results if name.startswith("gpu-") else sweeps if name.startswith("settings-")
-             else kernels if name.startswith("onednn-") else feeds if name.startswith("feeds-")
-             else results).append(json.load(handle))
+            loaded = json.load(handle)
+        if name.startswith("gpu-"):
+            gpu_results.append(read_result(loaded))
+        else:
+            (sweeps if name.startswith("settings-") else kernels if name.startswith("onednn-")
+             else feeds if name.startswith("feeds-") else results).append(loaded)
+    results = [read_result(result) for result in results]
     if results:
         text = table(results)
         if sweeps:

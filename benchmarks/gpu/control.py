@@ -38,8 +38,6 @@ kit.bootstrap()
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # PyTorch shares the GPU
 
-MEAN, STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)
-
 
 def keras_run(args, seed, budget):
     """keras-wrn's run; returns its record."""
@@ -48,9 +46,11 @@ def keras_run(args, seed, budget):
     import keras
     import numpy as np
 
+    from keras_wrn.models.weights import CIFAR_MEAN, CIFAR_STD
+    from keras_wrn.training import run_folder
     from keras_wrn.training.config import TrainConfig
-    from keras_wrn.training.schedules import scaled_boundaries
     from keras_wrn.training.records import read_metrics
+    from keras_wrn.training.schedules import scaled_boundaries
     from keras_wrn.training.trainer import train
 
     run_dir = os.path.join(args.runs_dir, f"keras-seed{seed}")
@@ -59,12 +59,12 @@ def keras_run(args, seed, budget):
                                      seed=seed)
     train(dataclasses.replace(config, lr_boundaries=scaled_boundaries(args.epochs)), verbose=False,
           stop_when=lambda: not budget.fits(args.epoch_estimate))
-    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    model = keras.saving.load_model(run_folder.path(run_dir, run_folder.MODEL))
     exact = load_exact(args.exact)
-    logits = model.predict((exact["images"].astype("float32") - np.array(MEAN)) / np.array(STD), verbose=0,
-                           batch_size=256)
+    logits = model.predict((exact["images"].astype("float32") - np.array(CIFAR_MEAN)) / np.array(CIFAR_STD),
+                           verbose=0, batch_size=256)
     return {"implementation": "keras-wrn", "seed": seed, "precision": args.keras_precision,
-            "records": [r for r in read_metrics(os.path.join(run_dir, "metrics.jsonl")) if "epoch" in r],
+            "records": [r for r in read_metrics(run_folder.path(run_dir, run_folder.METRICS)) if "epoch" in r],
             "exact_1017_accuracy": float((logits.argmax(1) == exact["labels"]).mean())}
 
 
@@ -158,7 +158,7 @@ def plot(runs, path, title):
     plt.close(fig)
 
 
-def main():
+def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=290, help="seconds for the whole job, results included")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="the folder brought back ($OUT)")
@@ -179,30 +179,27 @@ def main():
     args = parser.parse_args()
     if not args.out:
         parser.error("--out (or OUT) is required")
-    from keras_wrn import data
     from keras_wrn.models import registry
-    from keras_wrn.training.schedules import scaled_boundaries
 
     spec_model = registry.get_model_spec(args.model)
     args.depth, args.k = spec_model.kwargs["depth"], spec_model.kwargs["k"]
-    if args.child:
-        child(args)
-        return
-    budget, out = kit.Budget(args.budget, reserve=20), kit.Output(args.out)
-    environment = kit.environment()
-    out.log(f"control on {environment['device']}: {args.model}, {args.epochs} epochs, seeds {args.seeds}, "
-            f"budget {args.budget:g} s")
-    shutil.rmtree(args.runs_dir, ignore_errors=True)
-    os.makedirs(args.runs_dir)
-    # Decoded once here: the runs read the arrays the cache keeps beside the unpacked archive.
-    x_train, y_train, x_test, y_test, _ = data.in_memory_arrays(data.get_dataset_spec("cifar10"), args.data)
-    out.log(f"data: {len(y_train)} training and {len(y_test)} test images (JPEG), "
-            f"{len(load_exact(args.exact)['labels'])} exact")
-    recipe = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": 0.1,
-              "lr_boundaries": list(scaled_boundaries(args.epochs)), "lr_factor": 0.2, "momentum": 0.9,
-              "nesterov": True, "weight_decay": 5e-4, "augmentation": "flip, 4-pixel reflect-padded crop",
-              "normalization": "mean/std", "data": os.path.basename(args.data), "train_images": int(len(y_train)),
-              "test_images": int(len(y_test))}
+    return args
+
+
+def recipe(args, train_images, test_images):
+    """The shortened recipe both sides train with, as control.json records it."""
+    from keras_wrn.training.schedules import scaled_boundaries
+
+    return {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": 0.1,
+            "lr_boundaries": list(scaled_boundaries(args.epochs)), "lr_factor": 0.2, "momentum": 0.9,
+            "nesterov": True, "weight_decay": 5e-4, "augmentation": "flip, 4-pixel reflect-padded crop",
+            "normalization": "mean/std", "data": os.path.basename(args.data), "train_images": train_images,
+            "test_images": test_images}
+
+
+def train_in_turn(args, budget, out, write):
+    """keras-wrn and the official code in turn, seed by seed, while the
+    budget holds the next run; `write(runs)` after each. Returns the runs."""
     runs, durations = [], {}
     for seed in (int(s) for s in args.seeds.split(",")):
         for implementation in ("keras-wrn", "official PyTorch code"):
@@ -220,9 +217,34 @@ def main():
                     f"JPEG test accuracy {100 * (run['jpeg_test_accuracy'] or 0):.2f}%, exact 1,017 "
                     f"{100 * run['exact_1017_accuracy']:.2f}%")
             runs.append(run)
-            out.write_json("control.json", {"recipe": recipe, "runs": runs, **environment,
-                                            "skipped": list(budget.skipped), "budget_seconds": args.budget,
-                                            "spent_seconds": round(budget.spent(), 1)})
+            write(runs)
+    return runs
+
+
+def main():
+    args = parse_arguments()
+    if args.child:
+        child(args)
+        return
+    from keras_wrn import data
+
+    budget, out = kit.Budget(args.budget, reserve=20), kit.Output(args.out)
+    environment = kit.environment()
+    out.log(f"control on {environment['device']}: {args.model}, {args.epochs} epochs, seeds {args.seeds}, "
+            f"budget {args.budget:g} s")
+    shutil.rmtree(args.runs_dir, ignore_errors=True)
+    os.makedirs(args.runs_dir)
+    # Decoded once here: the runs read the arrays the cache keeps beside the unpacked archive.
+    _, y_train, _, y_test, _ = data.in_memory_arrays(data.get_dataset_spec("cifar10"), args.data)
+    out.log(f"data: {len(y_train)} training and {len(y_test)} test images (JPEG), "
+            f"{len(load_exact(args.exact)['labels'])} exact")
+    shared = {"recipe": recipe(args, len(y_train), len(y_test))}
+
+    def write(runs):
+        out.write_json("control.json", {**shared, "runs": runs, **environment, "skipped": list(budget.skipped),
+                                        "budget_seconds": args.budget, "spent_seconds": round(budget.spent(), 1)})
+
+    runs = train_in_turn(args, budget, out, write)
     if runs:
         plot(runs, os.path.join(args.out, "control.png"),
              f"{args.model}, {args.epochs} epochs: keras-wrn and the official code")

@@ -10,6 +10,7 @@ wheels itself, checks its own budget, and writes its results before the
 budget ends.
 """
 
+import dataclasses
 import datetime
 import hashlib
 import os
@@ -25,9 +26,21 @@ DATA = "data"
 LEFT_BEHIND = "out"  # files a job leaves on the device for a second call to bring back
 SITE_ENV = "KERAS_WRN_KIT_SITE"  # where the wheels are installed (default /tmp/site)
 MIB = 1 << 20
-MAX_FILES, MAX_FILE_BYTES, MAX_TOTAL_BYTES = 8, 16 * MIB, 64 * MIB
-COMMAND_CHARACTERS = 2000
-CARRY_BYTES = 64 * MIB
+
+
+@dataclasses.dataclass(frozen=True)
+class Quotas:
+    """What the lending service allows a call (the device tool's README):
+    its configuration, not the benchmark's; change it here when it changes."""
+
+    files_back: int = 8  # files that come back from $OUT
+    file_bytes: int = 16 * MIB  # each
+    total_bytes: int = 64 * MIB  # together
+    command_characters: int = 2000
+    carry_bytes: int = 64 * MIB  # the working tree and `carry` together
+
+
+QUOTAS = Quotas()
 
 
 def kit_path(*parts, kit=None):
@@ -118,7 +131,7 @@ def environment():
 
 class Output:
     """The files a job sends back (`$OUT`), kept within what the device tool
-    returns: at most `MAX_FILES` files of `MAX_FILE_BYTES`, `MAX_TOTAL_BYTES`
+    returns (`QUOTAS`): at most `files_back` files of `file_bytes`, `total_bytes`
     together. Also the job's short log, written as it goes."""
 
     def __init__(self, folder):
@@ -133,7 +146,8 @@ class Output:
     def room(self, size):
         """Whether one more file of `size` bytes comes back."""
         sizes = [os.path.getsize(os.path.join(self.folder, name)) for name in self.files()]
-        return len(sizes) < MAX_FILES and size <= MAX_FILE_BYTES and sum(sizes) + size <= MAX_TOTAL_BYTES
+        return len(sizes) < QUOTAS.files_back and size <= QUOTAS.file_bytes and \
+            sum(sizes) + size <= QUOTAS.total_bytes
 
     def log(self, message):
         line = f"[{time.monotonic() - self.started:7.1f} s] {message}"

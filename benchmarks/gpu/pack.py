@@ -104,12 +104,12 @@ def pack(kit_folder, shared):
     kit_bytes, repo_bytes = folder_bytes(kit_folder), repository_bytes()
     total = kit_bytes + repo_bytes
     print(f"travels: {total / kit.MIB:.1f} MiB (repository {repo_bytes / kit.MIB:.1f} MiB + {kit_folder} "
-          f"{kit_bytes / kit.MIB:.1f} MiB) of the {kit.CARRY_BYTES / kit.MIB:.0f} MiB a call takes")
-    if total > kit.CARRY_BYTES:
+          f"{kit_bytes / kit.MIB:.1f} MiB) of the {kit.QUOTAS.carry_bytes / kit.MIB:.0f} MiB a call takes")
+    if total > kit.QUOTAS.carry_bytes:
         raise SystemExit("too large to travel: leave something out of the kit or the repository")
     for name, call in run_calls().items():
         text = json.dumps(call)
-        assert len(call["command"]) < kit.COMMAND_CHARACTERS
+        assert len(call["command"]) < kit.QUOTAS.command_characters
         print(f"{name}: run({text})")
     return total
 

@@ -5,10 +5,10 @@ measured by the same run.
     python3 benchmarks/gpu/speed.py --budget 170 --out $OUT    # on the lent GPU, via pack.py's command
 
 Cases per model (WRN-28-10 and WRN-16-8 at batch 128 by default):
-- `keras_train`: the Keras fit trainer's compiled step under JAX
-  (`keras_wrn.training.fit.build_fit_model`: the paper's augmentation, TorchSGD,
-  mixed_bfloat16, XLA), from host memory, as `keras-wrn train` runs it;
-- `keras_infer`: the network's compiled forward pass (`predict_on_batch`);
+- `keras_train`, `keras_infer`: `keras_wrn.benchmark.keras_cases.fit_cases`,
+  the Keras fit trainer's compiled step under JAX (the paper's augmentation,
+  TorchSGD, mixed_bfloat16, XLA) from host memory, as `keras-wrn train` runs
+  it, and the network's compiled forward pass (`predict_on_batch`);
 - `torch_eager_train`, `torch_eager_infer`: the official functional WRN
   (`keras_wrn.benchmark.torch_reference`), channels_last, bf16 autocast;
 - `torch_compiled_train`, `torch_compiled_infer`: the same under `torch.compile`.
@@ -16,13 +16,13 @@ The PyTorch cases run in a worker process (`keras_wrn.benchmark.timing`, as
 the CPU benchmarks: torch's libraries and JAX's do not share a process
 safely). Each case is warmed up (compiled), then timed in windows taken in
 turn across the cases, medians with min and max. Writes `gpu-speed-MODEL-bBATCH.json` per model
-(the form `benchmarks/run_all.py` renders in docs/benchmarks.md) and `log.txt`.
+in the schema of `keras_wrn.benchmark.results` (that of `keras-wrn benchmark`, which
+`benchmarks/run_all.py` renders in docs/benchmarks.md) and `log.txt`.
 A case that does not fit the budget is skipped and named in the JSON.
 """
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -34,104 +34,55 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # PyTorch shares the GPU
 
 
-def matmul_peak(size, repeats=10):
-    """Median TFLOP/s of `size`^3 bf16 matrix products on random data, through JAX."""
-    import jax
-    import jax.numpy as jnp
-
-    ka, kb = jax.random.split(jax.random.PRNGKey(0))
-    a, b = (jax.random.normal(key, (size, size), jnp.bfloat16) for key in (ka, kb))
-    product = jax.jit(lambda x, y: x @ y)
-    product(a, b).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product(a, b).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times) / 1e12
-
-
-class KerasCases:
-    """keras-wrn's training step (one `fit` call of `steps` steps) and forward
-    pass (`steps` calls of `predict_on_batch`), on random uint8 pixels."""
-
-    def __init__(self, model, batch_size, precision, steps):
-        import numpy as np
-
-        from keras_wrn import data
-        from keras_wrn.training.config import TrainConfig
-        from keras_wrn.data.feeds import ShuffledBatches
-        from keras_wrn.training.fit import build_fit_model
-
-        spec = data.get_dataset_spec("cifar10")
-        config = TrainConfig.from_preset("cifar10", model=model, batch_size=batch_size, precision=precision, xla=True)
-        self.trainer, self.net = build_fit_model(config, spec, steps_per_epoch=1000)
-        rng = np.random.default_rng(0)
-        images = rng.integers(0, 256, (batch_size * steps, 32, 32, 3), dtype="uint8")
-        self.batches = ShuffledBatches(images, rng.integers(0, 10, len(images)).astype("int32"), batch_size)
-        self.batch = (images[:batch_size].astype("float32") - 120.0) / 64.0
-        self.steps = steps
-
-    def train(self):
-        history = self.trainer.fit(self.batches, epochs=1, verbose=0)
-        float(history.history["loss"][-1])  # the steps have finished
-
-    def infer(self):
-        import numpy as np
-
-        for _ in range(self.steps):
-            out = self.net.predict_on_batch(self.batch)
-        np.asarray(out)
-
-
-def measure_model(model, args, budget, out, peak, reserve=0.0):
-    """The cases of one model, timed in windows taken in turn; `reserve`
-    seconds are kept for the models after it (the compiled PyTorch cases are
-    left out first). The PyTorch cases run in a worker process
-    (`keras_wrn.benchmark.timing.WorkerCase`): torch's libraries and JAX's do
-    not share one process safely."""
+def prepare_cases(model, args, budget, out, reserve):
+    """keras-wrn's cases (`keras_cases.fit_cases`, built once for both) and
+    the official code's (`timing.WorkerCase`, in a worker process: torch's
+    libraries and JAX's do not share one safely), each compiled and warmed
+    up while the budget holds it and `reserve` seconds for the models after
+    this one (the compiled PyTorch cases are left out first). Returns
+    `(cases, compile_seconds)`."""
     import jax
 
+    from keras_wrn.benchmark.keras_cases import fit_cases
     from keras_wrn.benchmark.timing import LocalCase, WorkerCase
     from keras_wrn.models import registry
 
     spec = registry.get_model_spec(model)
-    depth, k = spec.kwargs["depth"], spec.kwargs["k"]
     device = "cuda" if jax.devices()[0].platform == "gpu" else "cpu"
-    cases, compile_seconds = {}, {}
+    images, keras_steps, cases, compile_seconds = args.batch_size * args.steps, [], {}, {}
 
-    def prepare(name, estimate, build, keep=0.0):
-        if not budget.fits(estimate + keep, f"{name} (compile and warm-up)"):
-            return
-        started = time.perf_counter()
-        case = build()
-        case.warmup(2)  # compiles
-        cases[name] = case
-        compile_seconds[name] = round(time.perf_counter() - started, 1)
-        out.log(f"{model} {name}: ready after {compile_seconds[name]} s")
-
-    keras = []
-
-    def keras_case(kind):
-        def build():
-            if not keras:
-                keras.append(KerasCases(model, args.batch_size, "mixed_bfloat16", args.steps))
-            return LocalCase(getattr(keras[0], kind), args.batch_size * args.steps)
-        return build
+    def keras_case(index):
+        if not keras_steps:
+            keras_steps.extend(fit_cases(model, args.batch_size, precision="mixed_bfloat16", steps=args.steps))
+        return LocalCase(keras_steps[index], images)
 
     def torch_case(kind, **options):
-        def build():
-            return WorkerCase(kind=kind, depth=depth, k=k, num_classes=10, batch_size=args.batch_size,
-                              options={"device": device, "autocast": "bfloat16", "channels_last": True, **options})
-        return build
+        return WorkerCase(kind=kind, depth=spec.kwargs["depth"], k=spec.kwargs["k"], num_classes=10,
+                          batch_size=args.batch_size,
+                          options={"device": device, "autocast": "bfloat16", "channels_last": True, **options})
 
-    timing = 3 * args.windows * args.window_seconds * 6  # every case's windows
-    prepare("keras_train", args.compile_estimate, keras_case("train"))
-    prepare("keras_infer", 10, keras_case("infer"))
-    prepare("torch_eager_train", 20, torch_case("train"))
-    prepare("torch_eager_infer", 10, torch_case("infer"))
-    prepare("torch_compiled_train", 2 * args.compile_estimate, torch_case("train", compile=True), keep=reserve + timing)
-    prepare("torch_compiled_infer", args.compile_estimate, torch_case("infer", compile=True), keep=reserve + timing)
+    timed = 3 * args.windows * args.window_seconds * 6  # every case's windows
+    plan = [("keras_train", args.compile_estimate, lambda: keras_case(0), 0.0),
+            ("keras_infer", 10, lambda: keras_case(1), 0.0),
+            ("torch_eager_train", 20, lambda: torch_case("train"), 0.0),
+            ("torch_eager_infer", 10, lambda: torch_case("infer"), 0.0),
+            ("torch_compiled_train", 2 * args.compile_estimate, lambda: torch_case("train", compile=True),
+             reserve + timed),
+            ("torch_compiled_infer", args.compile_estimate, lambda: torch_case("infer", compile=True), reserve + timed)]
+    for name, estimate, build, keep in plan:
+        if not budget.fits(estimate + keep, f"{name} (compile and warm-up)"):
+            continue
+        started = time.perf_counter()
+        cases[name] = build()
+        cases[name].warmup(2)  # compiles
+        compile_seconds[name] = round(time.perf_counter() - started, 1)
+        out.log(f"{model} {name}: ready after {compile_seconds[name]} s")
+    return cases, compile_seconds
+
+
+def time_windows(cases, args, budget, reserve):
+    """Each case's images/s per window, windows taken in turn across the
+    cases while the budget holds them; closes the cases."""
     figures = {name: [] for name in cases}
     try:
         for window in range(args.windows):
@@ -142,35 +93,35 @@ def measure_model(model, args, budget, out, peak, reserve=0.0):
     finally:
         for case in cases.values():
             case.close()
-    results = {}
-    for name, values in figures.items():
-        if not values:
+    return figures
+
+
+def measure_model(model, args, budget, out, peak, reserve=0.0):
+    """One model's result in the benchmark schema (`keras_wrn.benchmark.results`):
+    its cases timed in interleaved windows against `peak` (the schema's
+    `{"gflops", "dtype", "by"}`)."""
+    from keras_wrn.benchmark.results import SCHEMA, case_summary
+    from keras_wrn.models import registry
+
+    macs = registry.get_model_spec(model).macs
+    cases, compile_seconds = prepare_cases(model, args, budget, out, reserve)
+    summaries = {}
+    for name, rates in time_windows(cases, args, budget, reserve).items():
+        if not rates:
             continue
         passes = 3 if name.endswith("train") else 1  # forward + backward: three times the forward's work
-        rate = statistics.median(values)
-        results[name] = {"images_per_second": rate, "images_per_second_min": min(values),
-                         "images_per_second_max": max(values), "windows": values,
-                         "compile_seconds": compile_seconds[name], "tflops": rate * passes * 2 * spec.macs / 1e12}
-        results[name]["fraction_of_bf16_peak"] = results[name]["tflops"] / peak
-        out.log(f"{model} {name}: {rate:.0f} img/s ({min(values):.0f}-{max(values):.0f}), "
-                f"{results[name]['tflops']:.1f} TFLOP/s")
-    torch_train = [results[n]["images_per_second"] for n in ("torch_eager_train", "torch_compiled_train")
-                   if n in results]
-    keras_train = results.get("keras_train", {})
-    return {
-        "model": model, "batch_size": args.batch_size, "backend": "jax",
-        "settings": {"precision": "mixed_bfloat16", "xla": True, "steps_per_window": args.steps,
-                     "torch": "channels_last, bf16 autocast, the loss read every step as main.py does"},
-        "macs_per_image": spec.macs, "bf16_matmul_peak_tflops": peak,
-        "compile_seconds": compile_seconds.get("keras_train"),
-        "train_images_per_second": keras_train.get("images_per_second"),
-        "train_images_per_second_min": keras_train.get("images_per_second_min"),
-        "train_images_per_second_max": keras_train.get("images_per_second_max"),
-        "train_tflops": keras_train.get("tflops"), "fraction_of_peak": keras_train.get("fraction_of_bf16_peak"),
-        "ratio_to_fastest_torch": keras_train["images_per_second"] / max(torch_train)
-        if keras_train and torch_train else None,
-        "cases": results,
-    }
+        summaries[name] = case_summary(rates, passes * 2 * macs, peak["gflops"], windows=rates,
+                                       compile_seconds=compile_seconds[name])
+        out.log(f"{model} {name}: {summaries[name]['images_per_second']:.0f} img/s ({min(rates):.0f}-{max(rates):.0f}),"
+                f" {summaries[name]['gflops'] / 1000:.1f} TFLOP/s")
+    torch_train = [summaries[n]["images_per_second"] for n in ("torch_eager_train", "torch_compiled_train")
+                   if n in summaries]
+    ratios = {"train_over_fastest_torch": summaries["keras_train"]["images_per_second"] / max(torch_train)} \
+        if "keras_train" in summaries and torch_train else {}
+    return {"schema": SCHEMA, "model": model, "batch_size": args.batch_size, "backend": "jax",
+            "settings": {"precision": "mixed_bfloat16", "xla": True, "steps_per_window": args.steps,
+                         "torch": "channels_last, bf16 autocast, the loss read every step as main.py does"},
+            "macs_per_image": macs, "peak": peak, "cases": summaries, "ratios": ratios}
 
 
 def main():
@@ -190,8 +141,10 @@ def main():
     budget, out = kit.Budget(args.budget), kit.Output(args.out)
     environment = kit.environment()
     out.log(f"speed on {environment['device']} (driver {environment['driver']}), budget {args.budget:g} s")
-    peak = matmul_peak(args.matmul_size)
-    out.log(f"bf16 matrix products through JAX: {peak:.1f} TFLOP/s")
+    from keras_wrn.benchmark.peak import matmul_peak
+
+    peak = matmul_peak("bfloat16", by="jax", size=args.matmul_size)
+    out.log(f"bf16 matrix products through JAX: {peak['gflops'] / 1000:.1f} TFLOP/s")
     models = args.models.split(",")
     for index, model in enumerate(models):
         if not budget.fits(20, f"{model}"):

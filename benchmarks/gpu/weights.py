@@ -49,7 +49,7 @@ def float16_weights(run_dir, model, path):
     return path
 
 
-def main():
+def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=480, help="seconds for the whole job, results included")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="the folder brought back ($OUT)")
@@ -65,30 +65,42 @@ def main():
     args = parser.parse_args()
     if not args.out:
         parser.error("--out (or OUT) is required")
+    return args
+
+
+def train_within(args, budget, out):
+    """The run, in as many epochs as the budget holds by a probe of the
+    compiled step (rate drops at the paper's fractions of them). Returns
+    `(config, result, records, images per second)`."""
     from keras_wrn import data
-    from keras_wrn.training.config import TrainConfig
     from keras_wrn.benchmark.budget import epochs_in_budget
-    from keras_wrn.training.schedules import scaled_boundaries
+    from keras_wrn.training import run_folder
+    from keras_wrn.training.config import TrainConfig
     from keras_wrn.training.records import read_metrics
+    from keras_wrn.training.schedules import scaled_boundaries
     from keras_wrn.training.trainer import train
 
-    budget, out = kit.Budget(args.budget, reserve=45), kit.Output(args.out)
-    environment = kit.environment()
-    out.log(f"weights on {environment['device']}: {args.model}, budget {args.budget:g} s")
     spec = data.get_dataset_spec("cifar10")
-    x_train = data.in_memory_arrays(spec, args.data)[0]
+    images = len(data.in_memory_arrays(spec, args.data)[1])
     shutil.rmtree(args.run_dir, ignore_errors=True)
     config = TrainConfig.from_preset("cifar10", recipe=args.recipe, model=args.model, data_dir=args.data,
                                      run_dir=args.run_dir, epochs=args.epochs, batch_size=args.batch_size,
                                      precision=args.precision, lr_boundaries=scaled_boundaries(args.epochs))
-    epochs, rate = epochs_in_budget(config, spec, budget.left(), images_per_epoch=len(x_train), log=out.log)
+    epochs, rate = epochs_in_budget(config, spec, budget.left(), images_per_epoch=images, log=out.log)
     config = dataclasses.replace(config, epochs=epochs, lr_boundaries=scaled_boundaries(epochs))
     plan = f"rate drops at {list(config.lr_boundaries)}" if config.schedule == "step" else \
         f"{config.recipe} recipe: {config.optimizer}, cosine over them"
     out.log(f"training {epochs} epochs ({plan})")
-    result = train(config, verbose=False, stop_when=lambda: not budget.fits(1.5 * len(x_train) / rate))
-    records = [r for r in read_metrics(os.path.join(args.run_dir, "metrics.jsonl")) if "epoch" in r]
+    result = train(config, verbose=False, stop_when=lambda: not budget.fits(1.5 * images / rate))
+    records = [r for r in read_metrics(run_folder.path(args.run_dir, run_folder.METRICS)) if "epoch" in r]
     out.log(f"{len(records)} epochs done, test error {100 * result.test_error:.2f}% ({args.precision}, this device)")
+    return config, result, records, rate
+
+
+def send_back(args, out, record):
+    """The weights as float16 parts beside the record: those `$OUT` has
+    room for now, the rest left for the second call, which `record` names."""
+    from keras_wrn.training import run_folder
 
     left_behind = args.left_behind
     shutil.rmtree(left_behind, ignore_errors=True)
@@ -96,12 +108,9 @@ def main():
     weights = float16_weights(args.run_dir, args.model, os.path.join(left_behind, f"{args.model}-cifar10.weights.npz"))
     manifest = kit.split(weights, int(args.part_mib * kit.MIB), left_behind)
     os.remove(weights)
-    for name in ("metrics.jsonl", "curves.png"):
-        shutil.copy(os.path.join(args.run_dir, name), os.path.join(args.out, name))
-    record = {"model": args.model, "dataset": "cifar10 (JPEG copy)", "epochs_planned": epochs,
-              "epochs_done": len(records), "paper_epochs": 200, "probe_images_per_second": rate,
-              "test_error": result.test_error, "best_test_error": result.best_test_error, "steps": result.steps,
-              "config": config.to_dict(), **environment, "weights": manifest}
+    for name in (run_folder.METRICS, run_folder.CURVES):
+        shutil.copy(run_folder.path(args.run_dir, name), os.path.join(args.out, name))
+    record["weights"] = manifest
     record_path = out.write_json("record.json", record)
     brought = []
     for part in manifest["parts"]:
@@ -111,11 +120,24 @@ def main():
             brought.append(part["name"])
     left = [part["name"] for part in manifest["parts"] if part["name"] not in brought]
     waiting = " ".join(os.path.join(os.path.relpath(left_behind, kit.ROOT), name) for name in left)
-    record.update(parts_brought=brought, parts_left_on_device=left,
-                  second_call=f"cp {waiting} $OUT/" if left else None, spent_seconds=round(budget.spent(), 1))
-    out.write_json("record.json", record)
+    record.update(parts_brought=brought, parts_left_on_device=left, second_call=f"cp {waiting} $OUT/" if left else None)
     out.log(f"{len(brought)} of {len(manifest['parts'])} parts in $OUT; "
             + (f"the second call brings back {', '.join(left)}" if left else "nothing left on the device"))
+
+
+def main():
+    args = parse_arguments()
+    budget, out = kit.Budget(args.budget, reserve=45), kit.Output(args.out)
+    environment = kit.environment()
+    out.log(f"weights on {environment['device']}: {args.model}, budget {args.budget:g} s")
+    config, result, records, rate = train_within(args, budget, out)
+    record = {"model": args.model, "dataset": "cifar10 (JPEG copy)", "epochs_planned": config.epochs,
+              "epochs_done": len(records), "paper_epochs": 200, "probe_images_per_second": rate,
+              "test_error": result.test_error, "best_test_error": result.best_test_error, "steps": result.steps,
+              "config": config.to_dict(), **environment}
+    send_back(args, out, record)
+    record["spent_seconds"] = round(budget.spent(), 1)
+    out.write_json("record.json", record)
 
 
 if __name__ == "__main__":

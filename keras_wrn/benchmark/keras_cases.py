@@ -94,6 +94,38 @@ def fit_step(model_name, batch_size, *, precision="float32", seed=0):
     return run
 
 
+def fit_cases(model_name, batch_size, *, precision="mixed_bfloat16", steps=100, seed=0):
+    """`(train, infer)`: one `fit` call of `steps` steps of the Keras fit
+    trainer's compiled model from host memory (as `keras-wrn train` runs
+    under JAX on a GPU: augmentation, TorchSGD, XLA), and `steps` calls of
+    the network's `predict_on_batch`; `batch_size * steps` images each. The
+    GPU kit's speed job times these."""
+    import numpy as np
+
+    from keras_wrn.data.feeds import ShuffledBatches
+    from keras_wrn.training.fit import build_fit_model
+
+    spec = _dataset_spec(model_name)
+    config = _training_config(model_name, batch_size, precision, seed, xla=True)
+    trainer, net = build_fit_model(config, spec, steps_per_epoch=1000)
+    images = random_images(batch_size * steps, spec.image_size, spec.channels, seed)
+    labels = np.random.default_rng(seed).integers(0, spec.num_classes, len(images)).astype("int32")
+    batches = ShuffledBatches(images, labels, batch_size)
+    mean, std = spec.normalization()
+    batch = (images[:batch_size].astype("float32") - np.array(mean, "float32")) / np.array(std, "float32")
+
+    def train():
+        history = trainer.fit(batches, epochs=1, verbose=0)
+        float(history.history["loss"][-1])  # the steps have finished
+
+    def infer():
+        for _ in range(steps):
+            out = net.predict_on_batch(batch)
+        np.asarray(out)
+
+    return train, infer
+
+
 def model_step(model_name, batch_size, *, data_format="channels_last", xla=True, seed=0):
     """The trainer's step (`training.steps.make_train_step`, TorchSGD) with
     the network built in `data_format` and normalisation only in front (no

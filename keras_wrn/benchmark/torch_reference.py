@@ -6,6 +6,8 @@ weight decay 5e-4 through the optimiser), as `main.py` runs them.
 Needs torch (an optional dependency of keras-wrn).
 """
 
+from keras_wrn.models.weights import CIFAR_MEAN, CIFAR_STD
+
 
 def official_params(depth, k, num_classes, device="cpu"):
     """The official parameters: convs N(0, 2/fan_in) (kaiming_normal_), BN
@@ -185,10 +187,78 @@ def augment(images, generator, padding=4):
     return torch.where(flip[:, None, None, None], cropped.flip(3), cropped)
 
 
+class _OfficialCifarRun:
+    """The state of `official_cifar_training`: the functional WRN's tensors,
+    the data on `device`, and its forward, optimiser and test pass."""
+
+    def __init__(self, train_images, train_labels, test_images, test_labels, *, depth, k, mean, std, seed, device,
+                 autocast, channels_last):
+        import torch
+
+        torch.manual_seed(seed)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.depth, self.device, self.autocast, self.channels_last = depth, device, autocast, channels_last
+        self.params, self.buffers = official_params(depth, k, int(train_labels.max()) + 1, device=device)
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self.x_train, self.y_train = self.to_device(train_images), torch.as_tensor(train_labels, device=device).long()
+        self.x_test, self.y_test = self.to_device(test_images), torch.as_tensor(test_labels, device=device).long()
+
+    def to_device(self, images):
+        import torch
+
+        return torch.as_tensor(images, device=self.device).permute(0, 3, 1, 2).contiguous()
+
+    def logits(self, images, training):
+        normalised = _placed((images.float() - self.mean) / self.std, self.channels_last)
+        with _autocast(self.device, self.autocast):
+            return official_forward(normalised, self.params, self.buffers, self.depth, training=training).float()
+
+    def predict(self, images, batch=1000):
+        """Logits of uint8 NHWC `images`, as numpy."""
+        import torch
+
+        x = self.to_device(images)
+        with torch.no_grad():
+            return torch.cat([self.logits(x[i:i + batch], False) for i in range(0, len(x), batch)]).cpu().numpy()
+
+    def train_epoch(self, optimizer, batch_size):
+        """One epoch in a new order: `(train loss, train error, seconds)`."""
+        import time
+
+        import torch
+        import torch.nn.functional as F
+
+        steps = len(self.x_train) // batch_size
+        started = time.perf_counter()
+        loss_sum, wrong = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
+        order = torch.randperm(len(self.x_train), generator=self.generator, device=self.device)
+        for step in range(steps):
+            take = order[step * batch_size:(step + 1) * batch_size]
+            images, labels = augment(self.x_train[take], self.generator), self.y_train[take]
+            out = self.logits(images, True)
+            loss = F.cross_entropy(out, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            wrong += (out.argmax(1) != labels).sum()
+        return float(loss_sum) / steps, float(wrong) / (steps * batch_size), time.perf_counter() - started
+
+    def test(self):
+        """`(loss, error)` on the whole test set."""
+        import torch
+        import torch.nn.functional as F
+
+        with torch.no_grad():
+            logits = torch.cat([self.logits(self.x_test[i:i + 1000], False) for i in range(0, len(self.x_test), 1000)])
+            return float(F.cross_entropy(logits, self.y_test)), float((logits.argmax(1) != self.y_test).float().mean())
+
+
 def official_cifar_training(train_images, train_labels, test_images, test_labels, *, depth, k, epochs,
                             batch_size=128, lr=0.1, epoch_step=(), lr_decay_ratio=0.2, weight_decay=5e-4,
-                            mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7), seed=0, device="cpu",
-                            autocast=None, channels_last=False, nesterov=True, on_epoch=None, keep_going=None):
+                            mean=CIFAR_MEAN, std=CIFAR_STD, seed=0, device="cpu", autocast=None,
+                            channels_last=False, nesterov=True, on_epoch=None, keep_going=None):
     """The official `main.py` training of a CIFAR WRN, from uint8 NHWC numpy
     arrays held on `device`: SGD (momentum 0.9, weight decay through the
     optimiser; `nesterov` as the paper and the Lua code, where `main.py`
@@ -199,70 +269,28 @@ def official_cifar_training(train_images, train_labels, test_images, test_labels
     test set evaluated after each epoch. `on_epoch(record)` gets each epoch's
     record; `keep_going()` False stops before the next epoch. Returns
     `(records, predict)`, `predict(uint8 NHWC)` giving logits of the result."""
-    import time
-
     import torch
-    import torch.nn.functional as F
 
-    torch.manual_seed(seed)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    classes = int(train_labels.max()) + 1
-    params, buffers = official_params(depth, k, classes, device=device)
-    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    run = _OfficialCifarRun(train_images, train_labels, test_images, test_labels, depth=depth, k=k, mean=mean,
+                            std=std, seed=seed, device=device, autocast=autocast, channels_last=channels_last)
 
-    def to_device(images):
-        return torch.as_tensor(images, device=device).permute(0, 3, 1, 2).contiguous()
+    def optimizer_at(rate):
+        return torch.optim.SGD(run.params.values(), rate, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
 
-    x_train, y_train = to_device(train_images), torch.as_tensor(train_labels, device=device).long()
-    x_test, y_test = to_device(test_images), torch.as_tensor(test_labels, device=device).long()
-
-    def normalised(images):
-        return _placed((images.float() - mean_t) / std_t, channels_last)
-
-    def logits(images, training):
-        with _autocast(device, autocast):
-            return official_forward(normalised(images), params, buffers, depth, training=training).float()
-
-    def create_optimizer(rate):
-        return torch.optim.SGD(params.values(), rate, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
-
-    def predict(images, batch=1000):
-        x = to_device(images)
-        with torch.no_grad():
-            return torch.cat([logits(x[i:i + batch], False) for i in range(0, len(x), batch)]).cpu().numpy()
-
-    rate, optimizer, records = lr, create_optimizer(lr), []
-    steps_per_epoch = len(x_train) // batch_size
+    rate, optimizer, records = lr, optimizer_at(lr), []
+    steps_per_epoch = len(train_labels) // batch_size
     for epoch in range(1, epochs + 1):
         if keep_going is not None and not keep_going():
             break
         if epoch in epoch_step:
             rate *= lr_decay_ratio
-            optimizer = create_optimizer(rate)
-        started, loss_sum, wrong = time.perf_counter(), torch.zeros((), device=device), torch.zeros((), device=device)
-        order = torch.randperm(len(x_train), generator=generator, device=device)
-        for step in range(steps_per_epoch):
-            take = order[step * batch_size:(step + 1) * batch_size]
-            images, labels = augment(x_train[take], generator), y_train[take]
-            out = logits(images, True)
-            loss = F.cross_entropy(out, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            wrong += (out.argmax(1) != labels).sum()
-        train_loss, train_wrong = float(loss_sum) / steps_per_epoch, float(wrong)
-        seconds = time.perf_counter() - started
-        with torch.no_grad():
-            test_logits = torch.cat([logits(x_test[i:i + 1000], False) for i in range(0, len(x_test), 1000)])
-            test_loss = float(F.cross_entropy(test_logits, y_test))
-            test_error = float((test_logits.argmax(1) != y_test).float().mean())
+            optimizer = optimizer_at(rate)
+        train_loss, train_error, seconds = run.train_epoch(optimizer, batch_size)
+        test_loss, test_error = run.test()
         record = {"epoch": epoch, "step": epoch * steps_per_epoch, "learning_rate": rate, "train_loss": train_loss,
-                  "train_error": train_wrong / (steps_per_epoch * batch_size), "test_loss": test_loss,
-                  "test_error": test_error, "epoch_seconds": round(seconds, 3),
-                  "images_per_second": round(steps_per_epoch * batch_size / seconds, 1)}
+                  "train_error": train_error, "test_loss": test_loss, "test_error": test_error,
+                  "epoch_seconds": round(seconds, 3), "images_per_second": round(steps_per_epoch * batch_size / seconds, 1)}
         records.append(record)
         if on_epoch is not None:
             on_epoch(record)
-    return records, predict
+    return records, run.predict

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from keras_wrn.benchmark import SETTINGS, keras_cases, run_benchmark, run_settings, timing
+from keras_wrn.benchmark.results import CASE_FIELDS, SCHEMA, case_summary, read_result
 from keras_wrn.cli import main
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -36,10 +37,10 @@ def test_windows_measure_rates():
 def test_one_run_reports_flops_and_peak(tmp_path):
     result = run_benchmark("wrn-16-4", 2, parts=("infer", "latency"), windows=1, min_seconds=0.0,
                            reference=HAS_TORCH, log=lambda message: None)
-    assert result["matmul_peak_gflops"] > 1
+    assert result["schema"] == SCHEMA and result["peak"]["gflops"] > 1 and result["peak"]["dtype"] == "float32"
     for name, case in result["cases"].items():
         assert case["gflops"] == pytest.approx(case["images_per_second"] * 2 * result["macs_per_image"] / 1e9)
-        assert case["fraction_of_peak"] == pytest.approx(case["gflops"] / result["matmul_peak_gflops"])
+        assert case["fraction_of_peak"] == pytest.approx(case["gflops"] / result["peak"]["gflops"])
     assert set(result["cases"]) >= {"keras_infer", "keras_latency"}
     if HAS_TORCH:
         assert result["ratios"]["infer"] == pytest.approx(
@@ -47,6 +48,27 @@ def test_one_run_reports_flops_and_peak(tmp_path):
     else:
         assert "torch is not installed" in result["note"]
     json.dumps(result)
+
+
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "results")
+
+
+def test_one_reader_brings_every_result_into_one_schema():
+    """The CPU and GPU results written before the schema, read by the one
+    reader, have its fields; a fresh summary follows its formula."""
+    cpu_result = read_result(os.path.join(RESULTS, "wrn-16-4-b64-xla.json"))
+    gpu_result = read_result(os.path.join(RESULTS, "gpu-wrn-28-10-b128-jax.json"))
+    for result in (cpu_result, gpu_result):
+        assert result["schema"] == SCHEMA and {"model", "batch_size", "backend", "device", "peak", "cases",
+                                               "ratios", "macs_per_image", "date"} <= set(result)
+        for case in result["cases"].values():
+            assert set(CASE_FIELDS) <= set(case)
+            assert case["fraction_of_peak"] == pytest.approx(case["gflops"] / result["peak"]["gflops"])
+    assert (cpu_result["peak"]["dtype"], gpu_result["peak"]["dtype"]) == ("float32", "bfloat16")
+    assert gpu_result["cases"]["keras_train"]["gflops"] == pytest.approx(316822.5, rel=1e-5)  # 317 TFLOP/s
+    assert read_result(gpu_result) == gpu_result
+    summary = case_summary([10.0, 30.0, 20.0], flops_per_image=2e9, peak_gflops=100.0)
+    assert (summary["images_per_second"], summary["gflops"], summary["fraction_of_peak"]) == (20.0, 40.0, 0.4)
 
 
 def test_cli_writes_json(tmp_path):
@@ -175,3 +197,22 @@ def test_run_all_renders_the_readme_tables_from_the_committed_results():
     assert len(text.splitlines()) == 2 + sum(len(k["precisions"]) for k in kernels) + 2
     assert text in page, \
         "the kernel table of docs/benchmarks.md is stale: run python benchmarks/run_all.py --table-only"
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+def test_the_official_training_loop_learns_and_records_each_epoch():
+    """`main.py`'s loop (the control job's official side) on a separable toy
+    set: two epochs recorded, the rate dropped at the second, errors fall."""
+    from keras_wrn.benchmark.torch_reference import official_cifar_training
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 96)
+    images = np.where(labels[:, None, None, None] == 1, 200, 40) + rng.integers(0, 30, (96, 8, 8, 3))
+    images = images.astype("uint8")
+    seen = []
+    records, predict = official_cifar_training(images[:64], labels[:64], images[64:], labels[64:], depth=10, k=1,
+                                               epochs=2, batch_size=16, epoch_step=(2,), on_epoch=seen.append)
+    assert records == seen and [r["epoch"] for r in records] == [1, 2] and [r["step"] for r in records] == [4, 8]
+    assert records[1]["learning_rate"] == pytest.approx(0.1 * 0.2)
+    assert records[-1]["test_error"] < 0.5
+    assert predict(images[64:]).shape == (32, 2)

@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 GPU = os.path.join(ROOT, "benchmarks", "gpu")
 sys.path.insert(0, GPU)
 import kit  # noqa: E402
+from tests.helpers import CLI, ENV  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     importlib.util.find_spec("jax") is None or importlib.util.find_spec("torch") is None,
@@ -73,9 +74,9 @@ def run_job(script, packed, out, *args, timeout=900):
 def check_brought_back(out):
     """What the device tool returns of `$OUT`: at most 8 files of 16 MiB, 64 MiB together, plain names."""
     found = [os.path.join(folder, name) for folder, _, names in os.walk(out) for name in names]
-    assert 0 < len(found) <= kit.MAX_FILES
-    assert all(os.path.getsize(path) <= kit.MAX_FILE_BYTES for path in found)
-    assert sum(os.path.getsize(path) for path in found) <= kit.MAX_TOTAL_BYTES
+    assert 0 < len(found) <= kit.QUOTAS.files_back
+    assert all(os.path.getsize(path) <= kit.QUOTAS.file_bytes for path in found)
+    assert sum(os.path.getsize(path) for path in found) <= kit.QUOTAS.total_bytes
     assert all(set(os.path.basename(path)) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
                for path in found)
     return sorted(os.path.basename(path) for path in found)
@@ -88,11 +89,11 @@ def test_pack_writes_the_wheels_and_data_and_prints_every_call(packed):
     assert any("cp312" in w and "manylinux" in w for w in wheels)  # the device's Python, not this one
     assert sorted(os.listdir(kit_folder / kit.DATA)) == ["cifar10-jpeg.tar.gz", "cifar10-test-exact-1017.npz"]
     travels = float(printed.split("travels: ")[1].split(" MiB")[0])
-    assert travels < kit.CARRY_BYTES / kit.MIB
+    assert travels < kit.QUOTAS.carry_bytes / kit.MIB
     calls = {line.split(": run(")[0]: json.loads(line.split(": run(", 1)[1][:-1])
              for line in printed.splitlines() if ": run(" in line}
     assert {"speed", "control", "weights", "speed+control"} <= set(calls)
-    assert all(len(call["command"]) < kit.COMMAND_CHARACTERS for call in calls.values())
+    assert all(len(call["command"]) < kit.QUOTAS.command_characters for call in calls.values())
     assert calls["speed+control"]["carry"] == [".gpu-kit"] and calls["speed+control"]["timeout_s"] <= 600
 
 
@@ -106,7 +107,8 @@ def test_speed_measures_both_sides_and_skips_what_the_budget_cannot_hold(packed,
     result = json.loads((out / "gpu-speed-wrn-40-1-b8.json").read_text())
     assert {"keras_train", "keras_infer", "torch_eager_train", "torch_eager_infer"} <= set(result["cases"])
     assert any(entry.startswith("torch_compiled") for entry in result["skipped"])
-    assert result["train_images_per_second"] > 0 and result["ratio_to_fastest_torch"] > 0
+    assert result["cases"]["keras_train"]["images_per_second"] > 0
+    assert result["ratios"]["train_over_fastest_torch"] > 0
     assert result["keras_from"].startswith(str(packed[2]))  # the carried wheel, installed as on the device
     assert result["spent_seconds"] <= 75
     import importlib.util as util
@@ -115,6 +117,20 @@ def test_speed_measures_both_sides_and_skips_what_the_budget_cannot_hold(packed,
     run_all = util.module_from_spec(spec)
     spec.loader.exec_module(run_all)
     assert "| wrn-40-1 | 8 |" in run_all.gpu_table([result])
+    # `keras-wrn benchmark` on this CPU writes the same schema; one reader reads both.
+    from keras_wrn.benchmark.results import CASE_FIELDS, SCHEMA, read_result
+
+    cpu_path = tmp_path / "cpu.json"
+    cpu_run = subprocess.run([*CLI, "benchmark", "--model", "wrn-16-4", "--batch-size", "2", "--parts", "train",
+                              "--windows", "1", "--min-seconds", "0", "--no-reference", "--json-out", cpu_path],
+                             capture_output=True, text=True, env=ENV, timeout=600)
+    assert cpu_run.returncode == 0, cpu_run.stderr[-2000:]
+    both = [read_result(out / "gpu-speed-wrn-40-1-b8.json"), read_result(cpu_path)]
+    assert [r["schema"] for r in both] == [SCHEMA, SCHEMA] and result["schema"] == SCHEMA
+    assert {"model", "batch_size", "backend", "device", "peak", "cases", "ratios", "macs_per_image", "date"} \
+        <= set(both[0]) & set(both[1])
+    for r in both:
+        assert set(CASE_FIELDS) <= set(r["cases"]["keras_train"])
 
 
 def test_control_trains_both_implementations_twice(packed, tmp_path):
