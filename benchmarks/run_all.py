@@ -87,6 +87,7 @@ def run_kernels(model, batch, steps):
 
 
 def settings_table(sweeps):
+    sweeps = [read_result(result) for result in sweeps]  # every file in the one schema
     sweeps = sorted(sweeps, key=lambda r: (r["model"], r["batch_size"]))
     names = list(dict.fromkeys(name for r in sweeps for name in r["cases"]))
     rows = ["| setting | " + " | ".join(f"{r['model']} b{r['batch_size']} on {cpu_label(r)}: img/s "
@@ -103,7 +104,7 @@ def settings_table(sweeps):
         rows.append(f"| `{name}`: {description} | " + " | ".join(cells) + " |")
     versions = ", ".join(f"{k} {v}" for k, v in sweeps[0]["versions"].items())
     rows += ["", f"{sweeps[0]['threads']} threads, matmul peak "
-                 f"{min(r['matmul_peak_gflops'] for r in sweeps):.0f} GFLOP/s; {versions}; {sweeps[0]['date']}."]
+                 f"{min(r['peak']['gflops'] for r in sweeps):.0f} GFLOP/s; {versions}; {sweeps[0]['date']}."]
     return "\n".join(rows)
 
 
@@ -113,6 +114,7 @@ def cpu_label(result):
 
 
 def table(results):
+    results = [read_result(result) for result in results]  # every file in the one schema
     rows = ["| CPU | model | batch | XLA | keras-wrn train img/s | torch train img/s | train ratio | train % of peak "
             "| keras-wrn infer img/s | torch infer img/s | infer % of peak | batch-1 ms (keras / torch) "
             "| TFLite batch-1 ms (fp32 / fp16 / dyn / int8) |",
@@ -146,6 +148,7 @@ def gpu_table(results):
     speed job measured them, the official PyTorch code eager and compiled
     (channels_last, bf16 autocast) and the forward passes, with the bf16
     matrix-product peak of the same run."""
+    results = [read_result(result) for result in results]  # every file in the one schema
     rows = ["| model | batch | device | keras-wrn train img/s (min-max) | TFLOP/s, % of the bf16 matmul peak "
             "| PyTorch eager / compiled train img/s | keras-wrn / fastest PyTorch | infer img/s: keras-wrn / "
             "PyTorch eager / compiled |",
@@ -225,12 +228,9 @@ def main():
         name = os.path.basename(path)
         with open(path) as handle:
             loaded = json.load(handle)
-        if name.startswith("gpu-"):
-            gpu_results.append(read_result(loaded))
-        else:
-            (sweeps if name.startswith("settings-") else kernels if name.startswith("onednn-")
-             else feeds if name.startswith("feeds-") else results).append(loaded)
-    results = [read_result(result) for result in results]
+        (gpu_results if name.startswith("gpu-") else sweeps if name.startswith("settings-")
+         else kernels if name.startswith("onednn-") else feeds if name.startswith("feeds-")
+         else results).append(loaded)
     if results:
         text = table(results)
         if sweeps:

@@ -9,7 +9,8 @@ import dataclasses
 import datetime
 
 from keras_wrn.benchmark import timing
-from keras_wrn.benchmark.peak import describe_machine, machine, matmul_peak_gflops
+from keras_wrn.benchmark.peak import describe_machine, machine, matmul_peak
+from keras_wrn.benchmark.results import SCHEMA
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.provenance import package_versions
 
@@ -61,7 +62,7 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
     fraction of the matmul peak and the ratio to "default")."""
     import os
 
-    from keras_wrn.benchmark.run import reference_case, torch_available
+    from keras_wrn.benchmark.run import torch_available
     from keras_wrn.models import registry
 
     spec = registry.get_model_spec(model_name)
@@ -79,7 +80,35 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
         names = [name for name in names if name not in references]
         note = "torch is not installed: no reference timings (pip install 'keras-wrn[torch]')"
     log(f"measuring the matmul peak ({threads} threads)...")
-    peak = matmul_peak_gflops()
+    found, where = matmul_peak(), machine()
+    peak = found["gflops"]
+    cases = _start_cases(names, spec, model_name, batch_size, threads, log)
+    log(f"timing {', '.join(names)} ...")
+    measured = timing.interleaved(cases, windows=windows, min_seconds=min_seconds)
+    flops_per_image = 3 * 2 * spec.macs  # forward + backward (twice the forward)
+    default_rate = measured["default"]["images_per_second"] if "default" in measured else None
+    for name, summary in measured.items():
+        summary["description"] = SETTINGS[name].description
+        summary["gflops"] = summary["images_per_second"] * flops_per_image / 1e9
+        summary["fraction_of_peak"] = summary["gflops"] / peak
+        if default_rate:
+            summary["ratio_to_default"] = summary["images_per_second"] / default_rate
+    result = {
+        "schema": SCHEMA, "sweep": "settings", "model": model_name, "batch_size": batch_size, "threads": threads,
+        "device": describe_machine(where), "machine": where, "macs_per_image": spec.macs, "peak": found,
+        "versions": package_versions("torch", "jax", "numpy"), "date": datetime.date.today().isoformat(),
+        "cases": measured,
+    }
+    if note:
+        result["note"] = note
+    return result
+
+
+def _start_cases(names, spec, model_name, batch_size, threads, log):
+    """Each setting's case in its worker process (all closed again if one
+    cannot start)."""
+    from keras_wrn.benchmark.run import reference_case
+
     cases = {}
     try:
         for name in names:
@@ -95,31 +124,13 @@ def run_settings(model_name, batch_size, *, names=None, windows=5, min_seconds=2
         for case in cases.values():
             case.close()
         raise
-    log(f"timing {', '.join(names)} ...")
-    measured = timing.interleaved(cases, windows=windows, min_seconds=min_seconds)
-    flops_per_image = 3 * 2 * spec.macs  # forward + backward (twice the forward)
-    default_rate = measured["default"]["images_per_second"] if "default" in measured else None
-    for name, summary in measured.items():
-        summary["description"] = SETTINGS[name].description
-        summary["gflops"] = summary["images_per_second"] * flops_per_image / 1e9
-        summary["fraction_of_peak"] = summary["gflops"] / peak
-        if default_rate:
-            summary["ratio_to_default"] = summary["images_per_second"] / default_rate
-    result = {
-        "sweep": "settings", "model": model_name, "batch_size": batch_size, "threads": threads,
-        "macs_per_image": spec.macs, "matmul_peak_gflops": peak, "machine": machine(),
-        "versions": package_versions("torch", "jax", "numpy"), "date": datetime.date.today().isoformat(),
-        "cases": measured,
-    }
-    if note:
-        result["note"] = note
-    return result
+    return cases
 
 
 def format_settings(result):
     """Plain-text lines of one sweep."""
     lines = [f"{result['model']}, batch {result['batch_size']}, training step, {result['threads']} threads, "
-             f"matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s, on {describe_machine(result['machine'])}"]
+             f"matmul peak {result['peak']['gflops']:.0f} GFLOP/s, on {result['device']}"]
     for name, case in result["cases"].items():
         ratio = case.get("ratio_to_default")
         lines.append(f"  {name:22s} {case['images_per_second']:8.2f} img/s (min {case['images_per_second_min']:.2f}, "
