@@ -19,7 +19,7 @@ import time
 
 from keras_wrn.training import records, run_folder
 from keras_wrn.training.schedules import rate_at
-from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer, check_batch_split
+from keras_wrn.training.session import RunPlan, Trainer
 from keras_wrn.training.sharpness import Sharpness
 from keras_wrn.training.steps import (
     build_training_objects,
@@ -86,15 +86,14 @@ class DistributedTrainer(Trainer):
         self.strategy = make_strategy(config.strategy, config.tpu)
         self.replicas = self.strategy.num_replicas_in_sync
         self.xla = resolve_xla(config.xla, self.strategy)
-        self.batch_size = SMOKE_BATCH_PER_REPLICA * self.replicas if config.smoke else config.batch_size
-        check_batch_split(self.batch_size, self.replicas)
+        RunPlan.global_batch(config, self.replicas)  # before the data are read
         if data.from_tfds(spec, config.data_dir):
             data.prepare(spec, config.data_dir, download=config.download, mirror=config.data_mirror, log=self.log)
         self.train_split = data.load_split(spec, "train", data_dir=config.data_dir, training=True)
         self.test_split = data.load_split(spec, "test", data_dir=config.data_dir)
-        self.steps_per_epoch = SMOKE_STEPS if config.smoke else data.steps_per_epoch(self.train_split,
-                                                                                    self.batch_size)
-        self.epochs = SMOKE_EPOCHS if config.smoke else config.epochs
+        self.plan = RunPlan.of(config, self.replicas, self.train_split.num_examples)
+        self.batch_size, self.steps_per_epoch, self.epochs = (self.plan.batch_size, self.plan.steps_per_epoch,
+                                                              self.plan.epochs)
         self.chief = is_chief(self.strategy)
 
     def settle(self):
@@ -137,10 +136,7 @@ class DistributedTrainer(Trainer):
         self.manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2)
         run_folder.restore_newest_intact(checkpoint, run_dir, warn=self.warn)
         self.step = self.start_step = int(_read(self.optimizer.iterations))
-        self.log(f"Training {config.model} on {self.spec.name}: {self.replicas} replica(s), batch {self.batch_size}, "
-                 f"{config.precision}, XLA {'on' if config.xla else 'off'}.")
-        if self.start_step:
-            self.log(f"Resuming {run_dir} from step {self.start_step} of {self.steps_per_epoch * self.epochs}.")
+        self.announce(f"{self.replicas} replica(s)")
         self.last_save_time = time.monotonic()
         self._compile_steps()
         self._recover_closed_epoch()
@@ -257,7 +253,7 @@ class DistributedTrainer(Trainer):
         from keras_wrn import data
 
         totals = [0.0] * 4
-        max_examples = SMOKE_STEPS * self.batch_size if self.config.smoke else None
+        max_examples = self.plan.test_examples
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: data.evaluation_batches(self.test_split, self.batch_size, input_context=ctx,
                                                 max_examples=max_examples))

@@ -33,7 +33,7 @@ from keras_wrn import files
 from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training import distribution, records, run_folder
 from keras_wrn.training.schedules import rate_at
-from keras_wrn.training.session import SMOKE_BATCH_PER_REPLICA, SMOKE_EPOCHS, SMOKE_STEPS, Trainer, check_batch_split
+from keras_wrn.training.session import RunPlan, Trainer
 from keras_wrn.training.steps import ema_context, random_state
 
 KEEP_CHECKPOINTS = 2
@@ -156,8 +156,7 @@ class FitTrainer(Trainer):
             raise InvalidArgumentError(
                 f"Under JAX, a step over {self.placement.replicas} devices runs compiled by XLA (uncompiled, its "
                 f"collectives deadlock): leave out --no-xla, or train on one device (--strategy one-device).")
-        self.batch_size = SMOKE_BATCH_PER_REPLICA * self.placement.replicas if config.smoke else config.batch_size
-        check_batch_split(self.batch_size, self.placement.replicas, "devices")
+        RunPlan.global_batch(config, self.placement.replicas, "devices")  # before the data are read
         self.streamed = data.streams(self.spec, config.data_dir)
         if self.streamed:
             self._prepare_stream()
@@ -165,15 +164,11 @@ class FitTrainer(Trainer):
             self.x_train, self.y_train, self.x_test, self.y_test, self.class_names = \
                 data.in_memory_arrays(self.spec, config.data_dir)
             self.train_examples = len(self.y_train)
-        if self.batch_size > self.train_examples:
-            raise InvalidArgumentError(
-                f"The global batch size {self.batch_size} is larger than the {self.train_examples} training "
-                f"examples of {self.spec.name}; use a batch size of at most {self.train_examples}.")
-        self.steps_per_epoch = SMOKE_STEPS if config.smoke else self.train_examples // self.batch_size
-        self.epochs = SMOKE_EPOCHS if config.smoke else config.epochs
-        self.test_examples = SMOKE_STEPS * self.batch_size if config.smoke else None
-        if config.smoke and not self.streamed:
-            self.x_test, self.y_test = self.x_test[:self.test_examples], self.y_test[:self.test_examples]
+        self.plan = RunPlan.of(config, self.placement.replicas, self.train_examples, "devices")
+        self.batch_size, self.steps_per_epoch, self.epochs = (self.plan.batch_size, self.plan.steps_per_epoch,
+                                                              self.plan.epochs)
+        if self.plan.test_examples and not self.streamed:
+            self.x_test, self.y_test = self.x_test[:self.plan.test_examples], self.y_test[:self.plan.test_examples]
 
     def _prepare_stream(self):
         """The tensorflow-datasets splits, downloaded and prepared first
@@ -216,11 +211,8 @@ class FitTrainer(Trainer):
         self.start_step = self.start_epoch * self.steps_per_epoch
         spread = f", {self.placement.replicas} devices" if self.placement.replicas > 1 else ""
         hosts = f" on {self.placement.processes} hosts" if self.placement.processes > 1 else ""
-        self.log(f"Training {config.model} on {self.spec.name}: Keras fit on {keras.backend.backend()}{spread}"
-                 f"{hosts}, batch {self.batch_size}, {config.precision}, XLA {'on' if config.xla else 'off'}.")
-        if self.start_step:
-            self.log(f"Resuming {config.run_dir} from step {self.start_step} of "
-                     f"{self.steps_per_epoch * self.epochs} (the end of epoch {self.start_epoch}).")
+        self.announce(f"Keras fit on {keras.backend.backend()}{spread}{hosts}",
+                      resumed=f" (the end of epoch {self.start_epoch})")
 
     def _restore_newest_intact(self):
         """Loads the newest intact `epoch-N.weights.h5` into the trainer model
@@ -328,7 +320,7 @@ class FitTrainer(Trainer):
             return (feeds.StreamedBatches(self.train_split, self.batch_size, self.steps_per_epoch,
                                           seed=self.config.seed, process=(placement.process_id, placement.processes)),
                     feeds.StreamedEvaluation(self.test_split, evaluation_batch, share=test_share,
-                                             max_examples=self.test_examples))
+                                             max_examples=self.plan.test_examples))
         return (feeds.ShuffledBatches(self.x_train, self.y_train, self.batch_size, seed=self.config.seed,
                                       share=placement.share(self.batch_size)),
                 feeds.EvaluationBatches(self.x_test, self.y_test, evaluation_batch, share=test_share))

@@ -224,6 +224,46 @@ class TrainResult:
     resumed_from_step: int
 
 
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """The shape of a run, the same for every trainer: the global batch, the
+    optimizer steps of an epoch, the epochs, and the test examples (None:
+    all). A smoke run takes SMOKE_STEPS steps of SMOKE_BATCH_PER_REPLICA
+    images per replica for SMOKE_EPOCHS epochs, tested on as many images."""
+
+    batch_size: int
+    steps_per_epoch: int
+    epochs: int
+    test_examples: int | None = None
+
+    @staticmethod
+    def global_batch(config, replicas, unit="replicas"):
+        """The global batch of `config` over `replicas` (devices: `unit`),
+        refused when they cannot share it evenly: checkable before the data
+        are read."""
+        batch_size = SMOKE_BATCH_PER_REPLICA * replicas if config.smoke else config.batch_size
+        check_batch_split(batch_size, replicas, unit)
+        return batch_size
+
+    @classmethod
+    def of(cls, config, replicas, train_examples, unit="replicas"):
+        """The plan of `config` over `replicas` for a split of
+        `train_examples`; refuses a batch the replicas cannot share or the
+        split cannot fill, before anything is written."""
+        batch_size = cls.global_batch(config, replicas, unit)
+        if batch_size > train_examples:
+            raise InvalidArgumentError(
+                f"The global batch size {batch_size} is larger than the {train_examples} training examples of "
+                f"{config.dataset}; use a batch size of at most {train_examples}.")
+        if config.smoke:
+            return cls(batch_size, SMOKE_STEPS, SMOKE_EPOCHS, SMOKE_STEPS * batch_size)
+        return cls(batch_size, train_examples // batch_size, config.epochs)
+
+    @property
+    def steps(self):
+        return self.steps_per_epoch * self.epochs
+
+
 def check_batch_split(batch_size, replicas, unit="replicas"):
     """Refuses a global batch the `replicas` (devices) cannot share evenly."""
     if batch_size % replicas:
@@ -250,8 +290,9 @@ class Trainer:
     """A trainer's phases, which `run` calls in the order of the module's
     skeleton (Orbit's StandardTrainer shape). Subclasses set `name` (their
     key in `run_folder.CHECKPOINT_PATTERNS`) and fill the phases; each sets
-    what the next reads (`epochs`, `steps_per_epoch`, `net`, `schedule`,
-    `start_step`)."""
+    what the next reads (`plan`, a `RunPlan`, with its `batch_size`,
+    `steps_per_epoch` and `epochs`; `net`, `schedule`, `start_step`). The
+    first line of a run is `announce`'s, whichever trainer runs it."""
 
     name = None
 
@@ -295,6 +336,15 @@ class Trainer:
     def saving(self):
         """The context the chief writes the run's model files in."""
         return contextlib.nullcontext()
+
+    def announce(self, route, resumed=""):
+        """The run's first line, `route` saying where it trains, and, for a
+        resumed run, where it resumes (`resumed`: what the trainer adds)."""
+        config = self.config
+        self.log(f"Training {config.model} on {self.spec.name}: {route}, batch {self.plan.batch_size}, "
+                 f"{config.precision}, XLA {'on' if config.xla else 'off'}.")
+        if self.start_step:
+            self.log(f"Resuming {config.run_dir} from step {self.start_step} of {self.plan.steps}{resumed}.")
 
     def lost_peer(self, error):
         """Who stopped answering (e.g. "host 1 of 2"), when `error`, raised

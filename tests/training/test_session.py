@@ -99,3 +99,22 @@ def test_a_run_folder_is_refused_under_another_trainer(tmp_path):
     with pytest.raises(run_folder.RunFolderError, match="checkpoints of the keras-fit trainer"):
         run_with("tf.distribute", short_run(tmp_path / "run", 1))
     assert sorted(os.listdir(tmp_path / "run")) == [".lock", "checkpoints"]  # nothing written
+
+
+def test_the_run_plan_is_one_for_every_trainer():
+    """The shape of a run from its config, the replicas and the split:
+    smoke runs, the paper's, and the refusals before anything is read."""
+    import pytest
+
+    from keras_wrn.errors import InvalidArgumentError
+    from keras_wrn.training.config import TrainConfig
+    from keras_wrn.training.session import RunPlan
+
+    config = TrainConfig.from_preset("digits", batch_size=64, epochs=5)
+    assert RunPlan.of(config, 2, 1347) == RunPlan(64, 21, 5, None) and RunPlan.of(config, 2, 1347).steps == 105
+    smoke = TrainConfig.from_preset("digits", smoke=True)
+    assert RunPlan.of(smoke, 4, 1347) == RunPlan(8, 3, 2, 24)
+    with pytest.raises(InvalidArgumentError, match="cannot be split evenly over 3 devices"):
+        RunPlan.global_batch(config, 3, "devices")
+    with pytest.raises(InvalidArgumentError, match="larger than the 50 training examples of digits"):
+        RunPlan.of(config, 1, 50)
