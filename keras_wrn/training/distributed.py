@@ -76,6 +76,16 @@ class DistributedTrainer(Trainer):
 
     name = "tf.distribute"
 
+    def __init__(self, config, spec, **kwargs):
+        super().__init__(config, spec, **kwargs)
+        self.strategy, self.replicas, self.xla = None, 1, False  # (prepare)
+        self.train_split = self.test_split = None  # datasets.Split (prepare)
+        self.preprocess = self.optimizer = None  # beside `net` (build)
+        self.epoch_record = self.manager = self.checkpoint_dir = None  # the checkpoint and its store (build)
+        self.step, self.last_save_time = 0, 0.0  # optimizer steps done; when the last checkpoint was saved
+        self.train_step = self.eval_step = None  # the compiled steps (build)
+        self.ema_tested = None  # the EMA weights' test figures of the epoch (_evaluate)
+
     def prepare(self):
         from keras_wrn import data
         from keras_wrn.training.strategies import is_chief, make_strategy, resolve_xla, split_cpu
@@ -92,8 +102,6 @@ class DistributedTrainer(Trainer):
         self.train_split = data.load_split(spec, "train", data_dir=config.data_dir, training=True)
         self.test_split = data.load_split(spec, "test", data_dir=config.data_dir)
         self.plan = RunPlan.of(config, self.replicas, self.train_split.num_examples)
-        self.batch_size, self.steps_per_epoch, self.epochs = (self.plan.batch_size, self.plan.steps_per_epoch,
-                                                              self.plan.epochs)
         self.chief = is_chief(self.strategy)
 
     def settle(self):

@@ -137,6 +137,18 @@ class FitTrainer(Trainer):
 
     name = "keras-fit"
 
+    def __init__(self, config, spec, **kwargs):
+        super().__init__(config, spec, **kwargs)
+        self.placement = None  # distribution.Placement (prepare)
+        self.streamed = False  # tf.data splits (True) or arrays in memory (prepare)
+        self.train_split = self.test_split = None  # streamed: datasets.Split
+        self.x_train = self.y_train = self.x_test = self.y_test = None  # in memory: numpy arrays
+        self.train_examples, self.class_names = 0, []
+        self.model = None  # the compiled trainer model around `net` (build)
+        self.start_epoch = 0  # the epochs its newest intact checkpoint holds (build)
+        self.tests = None  # the test feed (train_epochs)
+        self._distribution = None  # Keras' distribution before this run set its own (build)
+
     def prepare(self):
         from keras_wrn import data
 
@@ -165,8 +177,6 @@ class FitTrainer(Trainer):
                 data.in_memory_arrays(self.spec, config.data_dir)
             self.train_examples = len(self.y_train)
         self.plan = RunPlan.of(config, self.placement.replicas, self.train_examples, "devices")
-        self.batch_size, self.steps_per_epoch, self.epochs = (self.plan.batch_size, self.plan.steps_per_epoch,
-                                                              self.plan.epochs)
         if self.plan.test_examples and not self.streamed:
             self.x_test, self.y_test = self.x_test[:self.plan.test_examples], self.y_test[:self.plan.test_examples]
 

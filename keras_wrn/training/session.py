@@ -302,7 +302,22 @@ class Trainer:
         self.log = print if verbose else (lambda *args, **kwargs: None)
         self.warn = functools.partial(print, file=sys.stderr)  # shown even when not verbose
         self.chief = True
-        self.session = None
+        self.session = None  # the RunSession, while `run` runs
+        self.plan = None  # the RunPlan (prepare)
+        self.net = self.schedule = None  # the network and its learning-rate schedule (build)
+        self.start_step = 0  # where the run starts or resumes (build)
+
+    @property
+    def batch_size(self):
+        return self.plan.batch_size
+
+    @property
+    def steps_per_epoch(self):
+        return self.plan.steps_per_epoch
+
+    @property
+    def epochs(self):
+        return self.plan.epochs
 
     def prepare(self):
         """Devices, batch, data and steps, before the run folder is touched."""
@@ -349,8 +364,8 @@ class Trainer:
     def lost_peer(self, error):
         """Who stopped answering (e.g. "host 1 of 2"), when `error`, raised
         while training, says that a peer of this multi-process run is gone;
-        None for any other error (re-raised as it is)."""
-        return None
+        None for any other error (re-raised as it is); a trainer of one
+        process has no peers."""
 
     def _end_for_lost_peer(self, peer, error):
         """One line instead of the frameworks' crash dump, then the end of
