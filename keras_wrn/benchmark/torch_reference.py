@@ -289,7 +289,8 @@ def official_cifar_training(train_images, train_labels, test_images, test_labels
         test_loss, test_error = run.test()
         record = {"epoch": epoch, "step": epoch * steps_per_epoch, "learning_rate": rate, "train_loss": train_loss,
                   "train_error": train_error, "test_loss": test_loss, "test_error": test_error,
-                  "epoch_seconds": round(seconds, 3), "images_per_second": round(steps_per_epoch * batch_size / seconds, 1)}
+                  "epoch_seconds": round(seconds, 3),
+                  "images_per_second": round(steps_per_epoch * batch_size / seconds, 1)}
         records.append(record)
         if on_epoch is not None:
             on_epoch(record)

@@ -200,6 +200,12 @@ class Split:
     class_names: list
     training: bool
 
+    def images(self):
+        """Every image of the split, uint8 `(N, H, W, C)` in its order (the ZCA fit)."""
+        import numpy as np
+
+        return np.concatenate([x for x, _ in self.source.batch(4096).as_numpy_iterator()])
+
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 

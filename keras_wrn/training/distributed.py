@@ -121,9 +121,7 @@ class DistributedTrainer(Trainer):
                         "steps_per_epoch": self.steps_per_epoch, "class_names": self.train_split.class_names}
 
     def training_images(self):
-        import numpy as np
-
-        return np.concatenate([x for x, _ in self.train_split.source.batch(4096).as_numpy_iterator()])
+        return self.train_split.images()
 
     def build(self, zca):
         import tensorflow as tf
@@ -200,7 +198,8 @@ class DistributedTrainer(Trainer):
         files: the checkpoint carries the epoch's record, so they are written now."""
         closed = json.loads(self.epoch_record.numpy().decode() or "null")
         if self.chief and closed and closed["step"] == self.step and not self.session.logged(closed["epoch"]):
-            self.session.end_epoch(records.EpochRecord(**closed), self.net, ema=ema_context(self.config, self.net, self.optimizer))
+            self.session.end_epoch(records.EpochRecord(**closed), self.net,
+                                   ema=ema_context(self.config, self.net, self.optimizer))
 
     def _save_checkpoint(self):
         """`manager.save` whose failure (a full disk) removes its half-written

@@ -129,11 +129,12 @@ def _without_distribution():
 
 
 class FitTrainer(Trainer):
-    """Phases: `prepare` (devices, in-memory arrays, batch, steps), `settle`
-    (XLA on unless --no-xla), `build` (the compiled trainer model under Keras'
-    data-parallel distribution when there are several devices, restored from
-    the newest intact `epoch-N.weights.h5`), `train_epochs` (one `fit` call
-    whose epoch ends write the checkpoint, then the run folder's files)."""
+    """Phases: `prepare` (devices, the data: tf.data splits or in-memory
+    arrays, the run plan), `settle` (XLA on unless --no-xla), `build` (the
+    compiled trainer model under Keras' data-parallel distribution when there
+    are several devices, restored from the newest intact
+    `epoch-N.weights.h5`), `train_epochs` (one `fit` call whose epoch ends
+    write the checkpoint, then the run folder's files)."""
 
     name = "keras-fit"
 
@@ -203,9 +204,7 @@ class FitTrainer(Trainer):
                         "steps_per_epoch": self.steps_per_epoch, "class_names": self.class_names}
 
     def training_images(self):
-        if self.streamed:
-            return np.concatenate([x for x, _ in self.train_split.source.batch(4096).as_numpy_iterator()])
-        return self.x_train
+        return self.train_split.images() if self.streamed else self.x_train
 
     def build(self, zca):
         from keras_wrn.training.schedules import learning_rate_schedule
@@ -316,7 +315,8 @@ class FitTrainer(Trainer):
         # shuffle=False: the batches come in the feed's own order, drawn from (seed, epoch); Keras would
         # otherwise shuffle them again with Python's global random state, which a resumed run does not share.
         self.model.fit(batches, initial_epoch=self.start_epoch, epochs=self.epochs, shuffle=False,
-                       steps_per_epoch=self.steps_per_epoch, verbose=0, validation_data=self.tests, callbacks=[callback])
+                       steps_per_epoch=self.steps_per_epoch, verbose=0, validation_data=self.tests,
+                       callbacks=[callback])
 
     def _feeds(self):
         """The training batches and the padded test batches this process

@@ -275,7 +275,8 @@ def test_a_lost_worker_is_one_line_and_the_same_command_resumes(tmp_path):
     assert code == 1 and seconds < 60, err[-3000:]
     (line,) = err.strip().splitlines()
     assert line.startswith("Error: worker 0 of 2 stopped answering (") and "Traceback" not in err
-    assert f"{run_dir} holds every finished epoch (" in line and "start every worker again with the same command" in line
+    assert f"{run_dir} holds every finished epoch (" in line
+    assert "start every worker again with the same command" in line
     for code, out, err in run_peers(args, workers()):
         assert code == 0, err[-3000:]
         assert "Resuming" in out and "Done: 12 steps" in out

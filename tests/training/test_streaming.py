@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import REPOSITORY, backend_report, kill_when, metrics
 
-# Trains on tfds' mock data: `argv` REPOSITORY DATASET RUN_DIR EPOCHS [SMOKE].
+# Trains on tfds' mock data: `argv` REPOSITORY DATASET RUN_DIR EPOCHS smoke|full.
 # mock_data stands in for reading a prepared dataset; preparing one (the
 # download) is tested with a local server in tests/data/test_download.py.
 SCRIPT = """
