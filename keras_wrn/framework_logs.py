@@ -4,28 +4,31 @@ TensorFlow 2.21 writes its start-up and runtime lines (oneDNN, cudart,
 cpu_feature_guard, cuInit, XLA service, MLIR, ...) from C++ straight to file
 descriptor 2, some before `TF_CPP_MIN_LOG_LEVEL` or Python's logging apply.
 `quiet()` therefore filters the process's standard error itself: a pipe
-replaces descriptor 2 and a thread forwards every line except the
+replaces descriptor 2 and a small process forwards every line except the
 frameworks' log lines. keras-wrn's own output, progress bars, Python
 tracebacks and fatal-signal reports still arrive. The `keras-wrn` command
 calls it unless asked for `--verbose` (or `KERAS_WRN_VERBOSE=1`).
 """
 
 import atexit
+import contextlib
 import faulthandler
 import logging
 import os
 import re
+import subprocess
 import sys
-import threading
 import warnings
 
 VERBOSE_ENV = "KERAS_WRN_VERBOSE"
 
 # absl's C++ and Python formats ("I0000 00:00:1795469317.876037    2288 port.cc:153] ..."),
+# but for fatal ones ("F..."): they say why the process is about to abort (an
+# unknown XLA_FLAGS entry, an XLA check), and nothing else would;
 # the lines absl and TensorFlow print around them, and Python logging's
 # default format for the frameworks' loggers.
 FRAMEWORK_LINE = re.compile(
-    r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w./+-]+:\d+\] "
+    r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ [\w./+-]+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: .*rebuild TensorFlow"
     r"|INFO: Created TensorFlow Lite (?:XNNPACK )?delegate"
@@ -77,24 +80,33 @@ def _filter_descriptor_2():
         read_end, write_end = os.pipe()
     except OSError:
         return  # no usable standard error: nothing to protect
+    # The filter is a process of its own, not a thread: a process that ends
+    # from C (absl's fatal log, `exit` in a framework) takes its threads with
+    # it before they forward its last words; the forwarder reads on until the
+    # pipe's last writer is gone. Its own session keeps Ctrl-C off it.
+    try:
+        forwarder = subprocess.Popen([sys.executable, "-I", os.path.abspath(__file__)], stdin=read_end,
+                                     stdout=terminal, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        for descriptor in (terminal, read_end, write_end):
+            os.close(descriptor)
+        return
+    os.close(read_end)
     sys.stderr.flush()
     os.dup2(write_end, 2)
     os.close(write_end)
-    # Fatal signals (segfaults) report to the real stream, not the pipe whose
-    # reader dies with the process.
+    # Fatal signals (segfaults) report to the real stream directly.
     report = os.fdopen(os.dup(terminal), "w")
     faulthandler.enable(file=report)
-    thread = threading.Thread(target=_forward, args=(read_end, terminal), name="keras-wrn-stderr",
-                              daemon=True)
-    thread.start()
 
     def restore():
         try:
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
-        os.dup2(terminal, 2)  # closes the pipe's last writer: the thread sees EOF
-        thread.join(timeout=2)
+        os.dup2(terminal, 2)  # closes this process's end of the pipe: the forwarder sees EOF
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            forwarder.wait(timeout=2)  # longer only while a child process still writes to the pipe
 
     global _restore
     _restore = restore
@@ -135,3 +147,7 @@ def _write(terminal, lines):
         except OSError:
             return
         kept = kept[written:]
+
+
+if __name__ == "__main__":  # the forwarder process of `quiet()`: standard input to standard output
+    _forward(0, 1)

@@ -4,6 +4,7 @@ command (in this process, or in a fresh one where a process is the point)."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,14 @@ def built_once(tmp_path_factory, name, build):
             build(folder)
             (root / f"{name}.built").touch()
     return folder
+
+
+def failure(stderr, keep=1500):
+    """A failed process's standard error for an assertion message: its
+    first and last `keep` characters, without the list of extension modules
+    Python's fatal-error report ends with (which alone would fill the tail)."""
+    text = re.sub(r"\nExtension modules: .*?\(total: \d+\)", "", stderr, flags=re.DOTALL)
+    return text if len(text) <= 2 * keep else f"{text[:keep]}\n[...]\n{text[-keep:]}"
 
 
 def kill_when(process, moment, *, timeout, poll=0.1):

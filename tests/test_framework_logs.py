@@ -1,6 +1,7 @@
 """The frameworks' log lines are filtered from keras-wrn's standard error;
 everything else (its own lines, tracebacks, crash reports) gets through."""
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -46,6 +47,8 @@ OURS = [
     "Traceback (most recent call last):",
     "RuntimeError: a real crash",
     "Fatal Python error: Segmentation fault",
+    # absl's fatal lines: the one reason a process aborts (measured: an unknown XLA_FLAGS entry otherwise exits silently).
+    "F1206 14:57:21.442853   27699 parse_flags_from_env.cc:234] Unknown flag in XLA_FLAGS: --xla_cpu_collective_x=1",
     "WARNING: the newest checkpoint is damaged",
     "Error: worker 1 of 2 stopped answering (UnavailableError: Collective ops is aborted by: Socket closed). The "
     "run folder runs/x holds every finished epoch (1 of 6): start every worker again with the same command.",
@@ -102,3 +105,18 @@ def test_a_crash_is_still_reported():
     """)
     assert result.returncode != 0
     assert "Segmentation fault" in result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_a_fatal_framework_line_says_why_the_process_ends():
+    result = run("""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_no_such_flag=1"
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        from keras_wrn import framework_logs
+        framework_logs.quiet()
+        import jax
+        jax.devices()
+    """)
+    assert result.returncode != 0
+    assert "Unknown flag in XLA_FLAGS: --xla_no_such_flag=1" in result.stderr

@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow")
 
 from keras_wrn.training import logs, run_folder  # noqa: E402
 from keras_wrn.training.config import TrainConfig  # noqa: E402
-from tests.helpers import CLI, ENV, invoke, lose_a_peer, metrics, run_cli, run_peers, tensorboard_scalars, write_folder  # noqa: E402
+from tests.helpers import CLI, ENV, failure, invoke, lose_a_peer, metrics, run_cli, run_peers, tensorboard_scalars, write_folder  # noqa: E402
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_smoke_run_writes_a_complete_run_folder(smoke_run):
 def test_mirrored_strategy_over_two_cpu_devices(tmp_path):
     result = run_cli("train", "--smoke", "--strategy", "mirrored", "--cpu-devices", "2",
                      "--run-dir", str(tmp_path / "run"))
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, failure(result.stderr)
     saved = json.load(open(tmp_path / "run" / "config.json"))
     assert saved["replicas"] == 2 and saved["global_batch_size"] == 4
     assert saved["config"]["xla"] is False  # XLA has no collectives on CPU: off by default here
@@ -130,7 +130,7 @@ def test_killed_run_resumes_to_the_same_step_count_and_learning_rate(tmp_path):
     assert not os.path.exists(os.path.join(run_dir, "model.keras"))
 
     resumed = run_cli(*args)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.returncode == 0, failure(resumed.stderr)
     assert "Resuming" in resumed.stdout and f"Done: {total} steps" in resumed.stdout
     # The uninterrupted run's schedule ends at 0.1 * 0.2**2 = 0.004.
     assert "final learning rate 0.004," in resumed.stdout
@@ -248,7 +248,7 @@ def test_soak_twenty_random_kills_end_as_an_uninterrupted_run(tmp_path):
         assert lines[:len(seen)] == seen  # nothing written is ever lost
         seen = lines
     finished = run_cli(*args)
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.returncode == 0, failure(finished.stderr)
     assert f"Done: {3 * steps_per_epoch} steps, final learning rate 0.004," in finished.stdout
     records = metrics(run_dir)
     assert [r["epoch"] for r in records] == [1, 2, 3]

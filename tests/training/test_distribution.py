@@ -17,7 +17,7 @@ import pytest
 
 from keras_wrn.training import distribution
 from keras_wrn.training.session import check_batch_split
-from tests.helpers import CLI, ENV, kill_when, lose_a_peer, metrics, run_peers
+from tests.helpers import CLI, ENV, failure, kill_when, lose_a_peer, metrics, run_peers
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 JAX = {**ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
@@ -117,7 +117,7 @@ def test_two_devices_compute_what_one_device_computes(tmp_path):
     args = ["--epochs", "2", "--batch-size", "448", "--lr-boundaries", "2"]
     one = jax_train(*args, "--strategy", "one-device", "--run-dir", tmp_path / "one")
     two = jax_train(*args, "--cpu-devices", "2", "--run-dir", tmp_path / "two")
-    assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
+    assert one.returncode == 0 and two.returncode == 0, failure(one.stderr) + failure(two.stderr)
     assert "2 devices, batch 448" in two.stdout
     saved = json.loads((tmp_path / "two" / "config.json").read_text())
     assert saved["devices"] == ["cpu:0", "cpu:1"] and saved["replicas"] == 2 and saved["processes"] == 1
@@ -137,7 +137,7 @@ def test_a_run_on_two_devices_killed_midway_resumes_exactly(tmp_path):
     kill_when(process, lambda: (run_dir / "metrics.jsonl").exists() and len(metrics(run_dir)) >= 1, timeout=600)
     assert process.returncode == -signal.SIGKILL, process.stderr.read()[-2000:]
     finished = subprocess.run(args, capture_output=True, text=True, env=JAX, timeout=900)
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.returncode == 0, failure(finished.stderr)
     steps_per_epoch = 1347 // 64
     assert "Resuming" in finished.stdout
     assert f"Done: {3 * steps_per_epoch} steps, final learning rate 0.004," in finished.stdout

@@ -17,7 +17,7 @@ from keras_wrn.training import logs
 from keras_wrn.training.config import TrainConfig
 from keras_wrn.training.fit import EpochRecords, build_fit_model
 from keras_wrn.training.schedules import epoch_step_decay
-from tests.helpers import CLI, ENV, invoke, kill_when, metrics, tensorboard_scalars
+from tests.helpers import CLI, ENV, failure, invoke, kill_when, metrics, tensorboard_scalars
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 JAX = {**ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
@@ -33,7 +33,7 @@ def jax_train(*args, timeout=900):
 def test_a_jax_smoke_run_writes_a_run_folder_tensorflow_reads(tmp_path):
     run_dir = tmp_path / "run"
     result = jax_train("--smoke", "--run-dir", run_dir)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, failure(result.stderr)
     assert "Keras fit on jax" in result.stdout and "Done: 6 steps" in result.stdout
     for name in ("config.json", "metrics.jsonl", "curves.png", "model.keras", "best.weights.h5",
                  "last.weights.h5"):
@@ -66,7 +66,7 @@ def test_the_default_under_jax_killed_and_resumed_learns_as_the_tensorflow_route
               poll=0.2)
     assert process.returncode == -signal.SIGKILL
     finished = subprocess.run(args, capture_output=True, text=True, env=JAX, timeout=900)
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.returncode == 0, failure(finished.stderr)
     steps_per_epoch = 1347 // 64
     # The uninterrupted schedule: 0.1 x0.2 at epochs 3 and 5.
     assert f"Done: {5 * steps_per_epoch} steps, final learning rate 0.004," in finished.stdout

@@ -19,7 +19,7 @@ from keras_wrn.errors import InvalidArgumentError
 from keras_wrn.training.config import TrainConfig
 from keras_wrn.training.losses import SmoothedCrossentropy, cross_entropy
 from keras_wrn.training.schedules import cosine_decay, learning_rate_schedule, rate_at
-from tests.helpers import CLI, ENV, kill_when, metrics
+from tests.helpers import CLI, ENV, failure, kill_when, metrics
 
 
 @pytest.mark.parametrize("warmup", [0, 2])
@@ -180,13 +180,13 @@ def test_a_killed_sam_ema_run_resumes_as_an_uninterrupted_one(backend, tmp_path)
     plain, killed = tmp_path / "plain", tmp_path / "killed"
     extra = ["--checkpoint-steps", "4", "--no-xla"] if backend == "tensorflow" else ["--no-xla"]
     finished = run([*RECIPE, *extra, "--run-dir", str(plain)], env)
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.returncode == 0, failure(finished.stderr)
     process = subprocess.Popen([*CLI, *RECIPE, *extra, "--run-dir", str(killed)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, env=env)
     kill_when(process, lambda: (killed / "metrics.jsonl").exists() and len(metrics(killed)) >= 1, timeout=600)
     assert process.returncode == -signal.SIGKILL
     resumed = run([*RECIPE, *extra, "--run-dir", str(killed)], env)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.returncode == 0, failure(resumed.stderr)
     assert "Resuming" in resumed.stdout
     ours, theirs = metrics(killed), metrics(plain)
     for key in ("epoch", "step", "learning_rate"):
@@ -237,7 +237,7 @@ def test_the_sam_recipe_on_the_jpeg_copy_of_cifar10(tmp_path):
     run_dir = tmp_path / "sam"
     result = run(["train", "--dataset", "cifar10", "--data-dir", JPEG_CIFAR, "--recipe", "sam", "--ema", "0.99",
                   "--model", "wrn-16-1", "--epochs", "1", "--run-dir", str(run_dir)], ENV)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, failure(result.stderr)
     (record,) = metrics(run_dir)
     assert record["test_error"] < 0.8 and record["ema_test_error"] < 0.8, record
     assert "(EMA " in result.stdout and (run_dir / "ema.weights.h5").exists()
