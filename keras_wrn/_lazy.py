@@ -68,22 +68,30 @@ def _fill_keras_registry(classes):
 
 
 class _WhenKerasLoads(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: when `keras` is first imported, it wraps Keras'
-    loader so that `then()` runs right after Keras has loaded."""
+    """Finds nothing itself: when `keras` is imported, it wraps Keras'
+    loader so that `then()` runs right after Keras has loaded. It stays in
+    `sys.meta_path` until then: a mere `importlib.util.find_spec("keras")`
+    (TensorFlow asks before it imports Keras) loads nothing."""
 
     def __init__(self, then):
         self.then = then
+        self._finding = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name != "keras" or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
+        self._finding = True  # the search below asks the other finders, not this one again
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._finding = False
+        if spec is not None and spec.loader is not None and "keras" not in sys.modules:
             execute = spec.loader.exec_module
 
             def exec_module(module):
                 execute(module)
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
                 self.then()
 
             spec.loader.exec_module = exec_module

@@ -38,7 +38,10 @@ def test_keras_files_load_after_a_plain_import(tmp_path):
     keras_wrn.WideResNet(10, 1, num_classes=3, input_shape=(8, 8, 3), stochastic_depth_rate=0.5).save(path)
     # keras_wrn imported before Keras, and a keras_wrn module the first to import Keras:
     # both register every class (models, layers, augmentation, optimizer).
-    for first in ("import keras_wrn; import keras", "import keras_wrn; from keras_wrn.models import blocks; import keras"):
+    # Also when something only asks where Keras is first, as TensorFlow does before it imports Keras
+    # (measured: `import keras_wrn; import tensorflow` left Keras' registry empty).
+    for first in ("import keras_wrn; import keras", "import keras_wrn; from keras_wrn.models import blocks; import keras",
+                  "import keras_wrn, importlib.util; importlib.util.find_spec('keras'); import keras"):
         loaded = python(f"""
             {first}
             model = keras.saving.load_model({path!r})

@@ -6,25 +6,20 @@ optimizer's step count is the single source of truth, and the data order of
 epoch e depends only on (seed, e), so a run restarted from a checkpoint
 taken at step s skips the s mod steps_per_epoch batches it had already
 trained on and ends with the optimizer steps and learning rate of an
-uninterrupted run. The epoch-end checkpoint carries its epoch's record, so a
-run killed between the checkpoint and the epoch's files gets them back.
+uninterrupted run. The controller (`controller.Controller`) runs the epochs;
+the checkpoints are `checkpoints.TFCheckpointStore`'s.
 """
 
 import contextlib
 import dataclasses
-import json
-import shutil
 import sys
 import time
 
-from keras_wrn.training import records, run_folder
-from keras_wrn.training.schedules import rate_at
-from keras_wrn.training.session import RunPlan, Trainer
+from keras_wrn.training.controller import Trained, Trainer
+from keras_wrn.training.session import RunPlan
 from keras_wrn.training.sharpness import Sharpness
 from keras_wrn.training.steps import (
     build_training_objects,
-    ema_context,
-    ema_fields,
     ema_weights,
     make_train_step,
     random_state,
@@ -70,9 +65,10 @@ class _Progress:
 
 
 class DistributedTrainer(Trainer):
-    """Phases: `prepare` (strategy, batch, tf.data splits), `settle` (XLA by
-    measurement), `build` (model, optimizer, checkpoint, restore, compiled
-    steps), then per epoch `_train_epoch`, `_evaluate`, `_end_epoch`."""
+    """tf.distribute as a `controller.Trainer`: `prepare` (strategy, batch,
+    tf.data splits), `settle` (XLA by measurement), `build` (model,
+    optimizer, compiled steps; a `TFCheckpointStore`), `train_epoch` (the
+    replicas' steps, checkpointing mid-epoch when due), `test`."""
 
     name = "tf.distribute"
 
@@ -81,10 +77,9 @@ class DistributedTrainer(Trainer):
         self.strategy, self.replicas, self.xla = None, 1, False  # (prepare)
         self.train_split = self.test_split = None  # datasets.Split (prepare)
         self.preprocess = self.optimizer = None  # beside `net` (build)
-        self.epoch_record = self.manager = self.checkpoint_dir = None  # the checkpoint and its store (build)
-        self.step, self.last_save_time = 0, 0.0  # optimizer steps done; when the last checkpoint was saved
+        self.store = None  # the TFCheckpointStore (build)
+        self.last_save_time = 0.0  # when the last checkpoint was saved
         self.train_step = self.eval_step = None  # the compiled steps (build)
-        self.ema_tested = None  # the EMA weights' test figures of the epoch (_evaluate)
 
     def prepare(self):
         from keras_wrn import data
@@ -124,37 +119,22 @@ class DistributedTrainer(Trainer):
         return self.train_split.images()
 
     def build(self, zca):
-        import tensorflow as tf
+        from keras_wrn.training.checkpoints import TFCheckpointStore
 
-        config, run_dir = self.config, self.config.run_dir
+        config = self.config
         self.net, self.preprocess, self.optimizer, self.schedule = build_training_objects(
             config, self.spec, self.strategy, self.steps_per_epoch, zca=zca, epochs=self.epochs)
-        # The record of the epoch an epoch-end checkpoint closes: a run killed
-        # between the checkpoint and metrics.jsonl gets its line back.
-        self.epoch_record = tf.Variable("", trainable=False, dtype=tf.string)
-        checkpoint = tf.train.Checkpoint(model=self.net, optimizer=self.optimizer, preprocess=self.preprocess,
-                                         random_state=random_state(self.preprocess, self.net),
-                                         epoch_record=self.epoch_record)
-        # Every worker must take part in saving; only the chief's copy is
-        # kept, and every worker resumes from it (the run folder is shared).
-        self.checkpoint_dir = run_folder.path(run_dir, run_folder.CHECKPOINTS) if self.chief else \
-            run_folder.worker_checkpoints(run_dir, self.strategy.cluster_resolver.task_id)
-        self.manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2)
-        run_folder.restore_newest_intact(checkpoint, run_dir, warn=self.warn)
-        self.step = self.start_step = int(_read(self.optimizer.iterations))
-        self.announce(f"{self.replicas} replica(s)")
+        objects = {"model": self.net, "optimizer": self.optimizer, "preprocess": self.preprocess,
+                   "random_state": random_state(self.preprocess, self.net)}
+        # Every worker must take part in saving; only the chief's copy is kept.
+        worker = None if self.chief else self.strategy.cluster_resolver.task_id
+        self.store = TFCheckpointStore(config.run_dir, objects, task_id=worker, warn=self.warn)
         self.last_save_time = time.monotonic()
         self._compile_steps()
-        self._recover_closed_epoch()
+        return self.store
 
-    def train_epochs(self):
-        for epoch in range(self.step // self.steps_per_epoch, self.epochs):
-            stats = self._train_epoch(epoch)
-            self._end_epoch(epoch, stats, self._evaluate())
-            if self.stop_when():
-                break
-        if not self.chief:
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+    def route(self):
+        return f"{self.replicas} replica(s)"
 
     def steps_done(self):
         return int(_read(self.optimizer.iterations))
@@ -165,20 +145,19 @@ class DistributedTrainer(Trainer):
         return lost_worker(self.strategy, error)
 
     def _compile_steps(self):
-        """The training step (`steps.make_train_step`) and the test step, each
-        replica's work XLA-compiled when the run uses XLA."""
-        import keras
+        """The training step (`steps.make_train_step`) and the test step
+        (`metrics.error_sums`), each replica's work XLA-compiled when the run
+        uses XLA."""
         import tensorflow as tf
 
-        top5 = self.spec.num_classes >= 100
+        from keras_wrn.training.metrics import TOP5_FROM_CLASSES, error_sums
+
+        top5 = self.spec.num_classes >= TOP5_FROM_CLASSES
         model, preprocess, strategy = self.net, self.preprocess, self.strategy
 
         def eval_replica(images, labels, weights):
-            logits = tf.cast(model(preprocess(images, training=False), training=False), tf.float32)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            wrong1 = tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, tf.float32)
-            wrong5 = 1.0 - tf.cast(tf.math.in_top_k(labels, logits, 5), tf.float32) if top5 else wrong1
-            return [tf.reduce_sum(v * weights) for v in (per_example, wrong1, wrong5, tf.ones_like(weights))]
+            logits = model(preprocess(images, training=False), training=False)
+            return error_sums(logits, labels, weights, top5=top5)
 
         eval_replica = replica_function(eval_replica, self.config.xla)
 
@@ -193,39 +172,13 @@ class DistributedTrainer(Trainer):
                                           xla=self.config.xla, label_smoothing=self.config.label_smoothing,
                                           sharpness=Sharpness.from_config(self.config))
 
-    def _recover_closed_epoch(self):
-        """A run killed after an epoch-end checkpoint but before that epoch's
-        files: the checkpoint carries the epoch's record, so they are written now."""
-        closed = json.loads(self.epoch_record.numpy().decode() or "null")
-        if self.chief and closed and closed["step"] == self.step and not self.session.logged(closed["epoch"]):
-            self.session.end_epoch(records.EpochRecord(**closed), self.net,
-                                   ema=ema_context(self.config, self.net, self.optimizer))
-
-    def _save_checkpoint(self):
-        """`manager.save` whose failure (a full disk) removes its half-written
-        folder and says what is intact, instead of a TensorFlow traceback."""
-        import tensorflow as tf
-
-        try:
-            self.manager.save(checkpoint_number=self.step)
-        except tf.errors.OpError as error:
-            run_dir = self.config.run_dir
-            run_folder.remove_debris(run_dir)
-            older = run_folder.checkpoint_numbers(run_dir)
-            reason = error.message.rsplit(";", 1)[-1].strip() or type(error).__name__
-            raise run_folder.RunFolderWriteError(
-                f"Could not write checkpoint {self.step} in {self.manager.directory}: {reason}. The previous "
-                f"checkpoint ({f'ckpt-{older[0]}' if older else 'none yet'}) and the run's other files are intact. "
-                f"{run_folder.RESUME_ADVICE}") from None
-        self.last_save_time = time.monotonic()
-
-    def _train_epoch(self, epoch):
-        """The epoch's steps from where the run stands (a resumed run skips
-        what it did), checkpointing mid-epoch when due. Returns its sums."""
+    def train_epoch(self, epoch, step):
+        """The epoch's steps from `step` (a resumed run skips what it did),
+        checkpointing mid-epoch when due."""
         from keras_wrn import data
 
         config, spe = self.config, self.steps_per_epoch
-        skip = self.step - epoch * spe
+        skip = step - epoch * spe
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: data.batches(self.train_split, self.batch_size, epoch=epoch, seed=config.seed,
                                      skip_steps=skip, max_steps=spe, input_context=ctx,
@@ -234,57 +187,32 @@ class DistributedTrainer(Trainer):
         with _Progress(self.verbose).epoch(f"epoch {epoch + 1}/{self.epochs}", spe, skip) as advance:
             for images, labels in dataset:
                 loss, wrong = self.train_step(images, labels)
-                self.step += 1
+                step += 1
                 seen += 1
                 loss_sum += float(loss)
                 wrong_sum += float(wrong)
                 advance(info=f"loss {loss_sum / seen:.4f}")
-                due_steps = config.checkpoint_steps and self.step % config.checkpoint_steps == 0
+                due_steps = config.checkpoint_steps and step % config.checkpoint_steps == 0
                 due_time = time.monotonic() - self.last_save_time >= 60 * config.checkpoint_minutes
-                if (due_steps or due_time) and self.step % spe:
-                    self._save_checkpoint()
-        return {"skip": skip, "seen": seen, "loss_sum": loss_sum, "wrong_sum": wrong_sum,
-                "seconds": time.monotonic() - started}
+                if (due_steps or due_time) and step % spe:
+                    self.store.save(step)
+                    self.last_save_time = time.monotonic()
+        self.last_save_time = time.monotonic()  # the controller saves the epoch's end
+        return Trained(step=step, loss=loss_sum / max(seen, 1), error=wrong_sum / max(seen * self.batch_size, 1),
+                       seconds=time.monotonic() - started, images=seen * self.batch_size,
+                       resumed_mid_epoch=bool(skip))
 
-    def _evaluate(self):
-        """`(loss, top-1 error, top-5 error)` on the test split (the first
-        steps' worth of it in smoke runs), exact over every example; with an
-        EMA, `ema_tested` the same for the averaged weights."""
-        self.ema_tested = None
-        if self.config.ema_decay:
-            with ema_weights(self.net, self.optimizer):
-                self.ema_tested = self._evaluate_current()
-        return self._evaluate_current()
-
-    def _evaluate_current(self):
+    def test(self):
         from keras_wrn import data
+        from keras_wrn.training.metrics import figures
 
         totals = [0.0] * 4
-        max_examples = self.plan.test_examples
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: data.evaluation_batches(self.test_split, self.batch_size, input_context=ctx,
-                                                max_examples=max_examples))
+                                                max_examples=self.plan.test_examples))
         for images, labels, weights in dataset:
             totals = [t + float(v) for t, v in zip(totals, self.eval_step(images, labels, weights))]
-        loss, wrong1, wrong5, count = totals
-        return loss / count, wrong1 / count, wrong5 / count
+        return figures(totals)
 
-    def _end_epoch(self, epoch, stats, tested):
-        """The epoch's record; the epoch-end checkpoint, which carries it,
-        first; then the run folder's files (`session.end_epoch`)."""
-        test_loss, test_error, test_top5 = tested
-        seen, seconds = stats["seen"], stats["seconds"]
-        record = records.EpochRecord(
-            epoch=epoch + 1, step=self.step,
-            learning_rate=rate_at(self.schedule, self.step),
-            train_loss=stats["loss_sum"] / max(seen, 1),
-            train_error=stats["wrong_sum"] / max(seen * self.batch_size, 1),
-            test_loss=test_loss, test_error=test_error,
-            test_top5_error=test_top5 if self.spec.num_classes >= 100 else None,
-            **ema_fields(self.ema_tested, self.spec.num_classes),
-            epoch_seconds=round(seconds, 3), images_per_second=round(seen * self.batch_size / max(seconds, 1e-9), 1),
-            resumed_mid_epoch=bool(stats["skip"]))
-        self.epoch_record.assign(json.dumps(record.to_dict()))
-        self._save_checkpoint()  # first: the files below are remade from it
-        self.session.end_epoch(record, self.net, ema=ema_context(self.config, self.net, self.optimizer))
-        self.log(record.summary(self.epochs))
+    def ema_weights(self):
+        return ema_weights(self.net, self.optimizer) if self.config.ema_decay else None

@@ -105,36 +105,30 @@ def input_normalization(model, spec):
 def evaluate_model(model, spec, *, data_dir=None, zca=None, batch_size=256, max_batches=None):
     """Evaluates a loaded classifier on the test split of dataset `spec`,
     its pixels normalised as `input_normalization` says (and whitened with
-    `zca` when given). Returns num_examples, test_error and test_loss (and
+    `zca` when given), with the trainers' computation (`metrics.error_sums`). Returns num_examples, test_error and test_loss (and
     test_top5_error for datasets of 100+ classes), errors as fractions."""
     import keras
-    import numpy as np
 
     from keras_wrn import data
+    from keras_wrn.training.metrics import TOP5_FROM_CLASSES, error_sums
 
     check_model_fits(model, spec)
     test = data.load_split(spec, "test", data_dir=data_dir)
     mean, std = input_normalization(model, spec)
     preprocess = data.preprocessor(mean, std, zca=zca)
-    totals = np.zeros(4)
+    softmax = model.layers[-1].get_config().get("activation") == "softmax"
+    top5 = spec.num_classes >= TOP5_FROM_CLASSES
+    totals = [0.0] * 4
     for i, (images, labels) in enumerate(data.batches(test, batch_size).as_numpy_iterator()):
         if max_batches is not None and i >= max_batches:
             break
-        logits = keras.ops.convert_to_numpy(model(preprocess(images), training=False)).astype("float64")
-        if model.layers[-1].get_config().get("activation") == "softmax":
-            logits = np.log(np.clip(logits, 1e-12, None))
-        peak = logits.max(1, keepdims=True)
-        log_probs = logits - (peak + np.log(np.exp(logits - peak).sum(1, keepdims=True)))
-        top5 = np.argsort(-logits, axis=1)[:, :5]
-        totals += [
-            -log_probs[np.arange(len(labels)), labels].sum(),
-            (logits.argmax(1) != labels).sum(),
-            (~(top5 == labels[:, None]).any(1)).sum(),
-            len(labels),
-        ]
+        outputs = model(preprocess(images), training=False)
+        if softmax:  # log-probabilities are logits too
+            outputs = keras.ops.log(keras.ops.maximum(keras.ops.cast(outputs, "float32"), 1e-12))
+        totals = [t + float(v) for t, v in zip(totals, error_sums(outputs, labels, top5=top5))]
     loss, wrong1, wrong5, count = totals
     result = {"num_examples": int(count), "test_error": wrong1 / count, "test_loss": loss / count}
-    if spec.num_classes >= 100:
+    if top5:
         result["test_top5_error"] = wrong5 / count
     return result
 

@@ -1,5 +1,5 @@
-"""A run folder's one owner: its layout, its files written atomically, the
-lock, the identity check and the checkpoints a run resumes from.
+"""A run folder's layout, its files written atomically, the lock and the
+names of the checkpoints a run resumes from (their stores: `checkpoints`).
 
     runs/digits-wrn-16-4/
       config.json        the resolved TrainConfig, the trainer, the environment (versions, CPU,
@@ -218,42 +218,3 @@ def fit_checkpoint(run_dir, epoch):
 def fit_checkpoint_record(run_dir, epoch):
     """The epoch record a Keras fit checkpoint carries (written before it)."""
     return os.path.join(path(run_dir, CHECKPOINTS), f"epoch-{epoch}.json")
-
-
-def checkpoint_problem(prefix):
-    """Why the tf.train checkpoint at `prefix` cannot be restored (a missing,
-    short or unreadable index or data file), or None when every tensor reads."""
-    import tensorflow as tf
-
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        for key in reader.get_variable_to_shape_map():
-            reader.get_tensor(key)
-    except Exception as error:  # TensorFlow raises several types for damaged files
-        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
-    return None
-
-
-def restore_newest_intact(checkpoint, run_dir, *, warn=print):
-    """Restores `checkpoint` (a `tf.train.Checkpoint`) from the newest intact
-    checkpoint of the folder and returns its step number, or None when the
-    folder has none. Damaged ones are named in a warning and skipped; if
-    checkpoints exist but none is intact, refuses rather than start over."""
-    numbers = checkpoint_numbers(run_dir)
-    for number in numbers:
-        prefix = checkpoint_prefix(run_dir, number)
-        problem = checkpoint_problem(prefix)
-        if problem is None:
-            checkpoint.restore(prefix).expect_partial()
-            return number
-        warn(f"WARNING: checkpoint {prefix} is damaged ({problem}); resuming from an older one.")
-    no_intact_checkpoint(run_dir, len(numbers))
-    return None
-
-
-def no_intact_checkpoint(run_dir, damaged):
-    """Refuses a folder whose `damaged` checkpoints are all unreadable (nothing when there are none)."""
-    if damaged:
-        raise RunFolderError(
-            f"No intact checkpoint is left in {path(run_dir, CHECKPOINTS)} ({damaged} damaged). Start over in "
-            f"a new folder (--run-dir); nothing in {run_dir} was deleted.")

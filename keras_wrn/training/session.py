@@ -1,28 +1,26 @@
-"""The skeleton every training run goes through, whichever trainer runs it
-(the role of Orbit's Controller; the trainers are `distributed` and `fit`):
+"""A training run's folder as the controller (`controller`) uses it, and
+the run's shape, the same for every trainer:
 
-    validate the config, the names and the data      (trainer, before the folder is touched)
     take the folder's lock                             RunSession.__enter__
     check the folder holds this run (or its extension) RunSession.open
     refuse a used folder under --no-resume             RunSession.open
     write config.json                                  RunSession.write_config
     the run's ZCA statistics                           RunSession.zca
-    train, each epoch's files                          trainer; RunSession.end_epoch
+    each epoch's files                                 RunSession.end_epoch
     the final model                                    RunSession.save_model
     always: the caller's dtype policy back, TensorBoard closed, the lock released
 
+    RunPlan      the global batch, the steps of an epoch, the epochs, the test examples
+    TrainResult  what `keras-wrn train` returns
+
 Only the chief (worker 0) writes; the other workers of a multi-worker run
-pass `chief=False` and read.
+pass `chief=False` and read. The checkpoints are the stores' (`checkpoints`).
 """
 
-import contextlib
 import dataclasses
 import datetime
-import functools
 import math
 import os
-import re
-import sys
 
 from keras_wrn import provenance
 from keras_wrn.errors import InvalidArgumentError
@@ -284,144 +282,3 @@ def check_model_and_data(config, spec):
             f"Use a CIFAR-style model such as wrn-16-4.")
     if spec.tfds_name is None and spec.name != "digits":
         data.check_image_folder(spec.name)
-
-
-class Trainer:
-    """A trainer's phases, which `run` calls in the order of the module's
-    skeleton (Orbit's StandardTrainer shape). Subclasses set `name` (their
-    key in `run_folder.CHECKPOINT_PATTERNS`) and fill the phases; each sets
-    what the next reads (`plan`, a `RunPlan`, with its `batch_size`,
-    `steps_per_epoch` and `epochs`; `net`, `schedule`, `start_step`). The
-    first line of a run is `announce`'s, whichever trainer runs it."""
-
-    name = None
-
-    def __init__(self, config, spec, *, verbose=True, stop_when=None):
-        self.config, self.spec, self.verbose = config, spec, verbose
-        self.stop_when = stop_when or (lambda: False)
-        self.log = print if verbose else (lambda *args, **kwargs: None)
-        self.warn = functools.partial(print, file=sys.stderr)  # shown even when not verbose
-        self.chief = True
-        self.session = None  # the RunSession, while `run` runs
-        self.plan = None  # the RunPlan (prepare)
-        self.net = self.schedule = None  # the network and its learning-rate schedule (build)
-        self.start_step = 0  # where the run starts or resumes (build)
-
-    @property
-    def batch_size(self):
-        return self.plan.batch_size
-
-    @property
-    def steps_per_epoch(self):
-        return self.plan.steps_per_epoch
-
-    @property
-    def epochs(self):
-        return self.plan.epochs
-
-    def prepare(self):
-        """Devices, batch, data and steps, before the run folder is touched."""
-        raise NotImplementedError
-
-    def settle(self):
-        """`(config, extra)`: the config as this run resolves it (XLA) and what
-        config.json records beside it, once the folder is known to be this run's."""
-        return self.config, {}
-
-    def training_images(self):
-        """The whole training split, uint8 `(N, H, W, C)` (for the ZCA fit)."""
-        raise NotImplementedError
-
-    def build(self, zca):
-        """The model, optimizer and steps, restored from the newest intact
-        checkpoint; sets `start_step`."""
-        raise NotImplementedError
-
-    def train_epochs(self):
-        """Trains from where the run stands to `epochs`, each epoch's files
-        through `session.end_epoch`, stopping early when `stop_when()`."""
-        raise NotImplementedError
-
-    def steps_done(self):
-        raise NotImplementedError
-
-    def close(self):
-        """Gives back what the trainer changed in the process (always called)."""
-
-    def saving(self):
-        """The context the chief writes the run's model files in."""
-        return contextlib.nullcontext()
-
-    def announce(self, route, resumed=""):
-        """The run's first line, `route` saying where it trains, and, for a
-        resumed run, where it resumes (`resumed`: what the trainer adds)."""
-        config = self.config
-        self.log(f"Training {config.model} on {self.spec.name}: {route}, batch {self.plan.batch_size}, "
-                 f"{config.precision}, XLA {'on' if config.xla else 'off'}.")
-        if self.start_step:
-            self.log(f"Resuming {config.run_dir} from step {self.start_step} of {self.plan.steps}{resumed}.")
-
-    def lost_peer(self, error):
-        """Who stopped answering (e.g. "host 1 of 2"), when `error`, raised
-        while training, says that a peer of this multi-process run is gone;
-        None for any other error (re-raised as it is); a trainer of one
-        process has no peers."""
-
-    def _end_for_lost_peer(self, peer, error):
-        """One line instead of the frameworks' crash dump, then the end of
-        this process at once: its collectives and coordination service
-        would otherwise abort it with their own logs. What the run folder
-        holds was written atomically; the lock goes with the process."""
-        from keras_wrn import framework_logs
-
-        finished = max((r.get("epoch", 0) for r in self.session.records), default=0)
-        # The first line of the framework's message, without TensorFlow's {{function_node ...}} prefix.
-        reason = re.sub(r"\{\{.*?\}\}\s*", "", (str(error).strip().splitlines() or [""])[0])[:200]
-        unit = "host" if "host" in peer else "worker"
-        sys.stderr.write(
-            f"Error: {peer} stopped answering ({type(error).__name__}: {reason}). The run folder "
-            f"{self.config.run_dir} holds every finished epoch ({finished} of {self.epochs}): start every {unit} "
-            f"again with the same command to resume.\n")
-        with contextlib.suppress(Exception):
-            if self.session.scalars is not None:
-                self.session.scalars.close()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        framework_logs.flush()
-        os._exit(1)
-
-    def run(self):
-        """The skeleton; returns a `TrainResult`."""
-        try:
-            return self._run()
-        finally:
-            self.close()
-
-    def _run(self):
-        import keras
-
-        from keras_wrn.training.schedules import rate_at
-
-        self.prepare()
-        with RunSession(self.config, self.spec, trainer=self.name, chief=self.chief, log=self.log,
-                        warn=self.warn) as session:
-            self.session = session
-            session.open(run_folder.CHECKPOINT_PATTERNS[self.name])
-            self.config, extra = self.settle()
-            keras.utils.set_random_seed(self.config.seed)  # after settle: a probe draws numbers too
-            session.write_config(self.config, extra)
-            zca = session.zca(self.training_images) if self.config.zca else None
-            self.build(zca)
-            try:
-                self.train_epochs()
-            except Exception as error:
-                peer = self.lost_peer(error)
-                if peer is None:
-                    raise
-                self._end_for_lost_peer(peer, error)
-            with self.saving():
-                session.save_model(self.net)
-            steps = self.steps_done()
-            return TrainResult(run_dir=self.config.run_dir, epochs=self.epochs, steps=steps,
-                               learning_rate=rate_at(self.schedule, steps), test_error=session.last_test_error(),
-                               best_test_error=session.best_test_error, resumed_from_step=self.start_step)

@@ -1,29 +1,38 @@
-"""`keras-wrn train` in one function: the trainer for the Keras backend.
+"""`keras-wrn train` in one function: the controller (`controller`) with the
+trainer of the Keras backend.
 
     TensorFlow   distributed.DistributedTrainer  tf.distribute loop: one device, mirrored, multi-worker, TPU
     JAX, PyTorch fit.FitTrainer                  Keras fit
 
-Both run the same skeleton (`session`), write the same run folder
-(`run_folder`) and train the same recipe (`steps.build_training_objects`).
+Both supply their steps, data feed and checkpoint store to the same loop,
+write the same run folder (`session`, `run_folder`) and train the same
+recipe (`steps.build_training_objects`).
 """
 
 from keras_wrn.training.session import TrainResult, check_model_and_data
 
 __all__ = ["TRAINERS", "TrainResult", "train"]
 
-# Keras backend -> "module.Class" of its trainer (imported when used).
-TRAINERS = {
-    "tensorflow": "distributed.DistributedTrainer",
-    "jax": "fit.FitTrainer",
-    "torch": "fit.FitTrainer",
-}
+
+def _tf_distribute():
+    from keras_wrn.training.distributed import DistributedTrainer
+
+    return DistributedTrainer
+
+
+def _keras_fit():
+    from keras_wrn.training.fit import FitTrainer
+
+    return FitTrainer
+
+
+# Keras backend -> its trainer class, imported when asked for (TensorFlow
+# enters only under its backend).
+TRAINERS = {"tensorflow": _tf_distribute, "jax": _keras_fit, "torch": _keras_fit}
 
 
 def trainer_class(backend):
-    import importlib
-
-    module, name = TRAINERS[backend].rsplit(".", 1)
-    return getattr(importlib.import_module(f"keras_wrn.training.{module}"), name)
+    return TRAINERS[backend]()
 
 
 def train(config, *, verbose=True, stop_when=None):
@@ -41,8 +50,10 @@ def train(config, *, verbose=True, stop_when=None):
     import keras
 
     from keras_wrn import data
+    from keras_wrn.training.controller import Controller
 
     config = config.resolved()
     spec = data.get_dataset_spec(config.dataset)
     check_model_and_data(config, spec)
-    return trainer_class(keras.backend.backend())(config, spec, verbose=verbose, stop_when=stop_when).run()
+    trainer = trainer_class(keras.backend.backend())(config, spec, verbose=verbose)
+    return Controller(trainer, stop_when=stop_when).run()

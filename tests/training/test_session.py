@@ -1,4 +1,4 @@
-"""The skeleton both trainers run (`training.session`): a finished run
+"""The loop both trainers run (`training.controller`, `training.session`): a finished run
 trained longer, another run's folder refused, the caller's dtype policy
 given back; and the one epoch record and best-weights rule (`records`)."""
 
@@ -23,11 +23,12 @@ def short_run(run_dir, epochs):
 
 
 def run_with(trainer, config):
+    from keras_wrn.training.controller import Controller
     from keras_wrn.training.distributed import DistributedTrainer
     from keras_wrn.training.fit import FitTrainer
 
     trainer_class = {"tf.distribute": DistributedTrainer, "keras-fit": FitTrainer}[trainer]
-    return trainer_class(config, data.get_dataset_spec("digits"), verbose=False).run()
+    return Controller(trainer_class(config, data.get_dataset_spec("digits"), verbose=False)).run()
 
 
 @pytest.mark.parametrize("trainer", ["tf.distribute", pytest.param("keras-fit", marks=pytest.mark.slow)])
