@@ -193,6 +193,7 @@ class FitTrainer(Trainer):
         # otherwise shuffle them again with Python's global random state, which a resumed run does not share.
         history = self.model.fit(self.batches, initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
                                  steps_per_epoch=self.steps_per_epoch, verbose=0, callbacks=[ordered])
+        # fit returns with the weights back, so the steps JAX queued are done: the clock covers them.
         seconds = time.perf_counter() - started
         logs = {key: values[-1] for key, values in history.history.items()}
         return Trained(step=(epoch + 1) * self.steps_per_epoch, loss=float(logs["loss"]),
