@@ -22,11 +22,11 @@ import warnings
 
 VERBOSE_ENV = "KERAS_WRN_VERBOSE"
 
-# absl's C++ and Python formats ("I0000 00:00:1795469317.876037    2288 port.cc:153] ..."),
-# but for fatal ones ("F..."): they say why the process is about to abort (an
-# unknown XLA_FLAGS entry, an XLA check), and nothing else would;
-# the lines absl and TensorFlow print around them, and Python logging's
-# default format for the frameworks' loggers.
+# absl's C++ and Python formats ("I0000 00:00:1795469317.876037    2288 port.cc:153] ...")
+# at info, warning and error level, the lines absl and TensorFlow print around
+# them, and Python logging's default format for the frameworks' loggers. absl's
+# fatal lines ("F...") stay: they say why the process is about to abort (an
+# unknown XLA_FLAGS entry, an XLA check), and nothing else would.
 FRAMEWORK_LINE = re.compile(
     r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ [\w./+-]+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"

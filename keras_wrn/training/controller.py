@@ -104,7 +104,9 @@ class Trainer:
         raise NotImplementedError
 
     def ema_weights(self):
-        """A context with the moving average of the weights in `net` (--ema), or None."""
+        """A context with the moving average of the weights swapped into
+        `net` (`steps.ema_weights`); asked for only in runs with --ema."""
+        raise NotImplementedError
 
     def steps_done(self):
         raise NotImplementedError

@@ -215,4 +215,4 @@ class DistributedTrainer(Trainer):
         return figures(totals)
 
     def ema_weights(self):
-        return ema_weights(self.net, self.optimizer) if self.config.ema_decay else None
+        return ema_weights(self.net, self.optimizer)

@@ -204,7 +204,7 @@ class FitTrainer(Trainer):
         return float(tested["xent"]), float(tested["error"]), tested.get("top5_error")
 
     def ema_weights(self):
-        return ema_weights(self.model, self.model.optimizer) if self.config.ema_decay else None
+        return ema_weights(self.model, self.model.optimizer)
 
     def saving(self):
         """Keras creates a throwaway optimizer variable while it saves; under a

@@ -128,21 +128,6 @@ def ema_weights(model, optimizer):
             variable.assign(value)
 
 
-def ema_context(config, model, optimizer):
-    """`session.end_epoch`'s `ema`: a function giving the `ema_weights`
-    context of `model`, or None for a run without an EMA."""
-    return (lambda: ema_weights(model, optimizer)) if config.ema_decay else None
-
-
-def ema_fields(tested, num_classes):
-    """An epoch record's EMA fields from `(loss, top-1, top-5)` (or None)."""
-    if tested is None:
-        return {}
-    loss, error, top5 = tested
-    return {"ema_test_loss": loss, "ema_test_error": error,
-            **({"ema_test_top5_error": top5} if num_classes >= 100 else {})}
-
-
 def random_state(*models):
     """The variables of `models` that are no weights: the seed generators'
     states of the augmentation layers (and of dropout). Neither `.weights.h5`
